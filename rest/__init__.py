@@ -1,0 +1,1 @@
+"""The REST front door: a bare Starlette app served by uvicorn (``python -m rest``)."""

@@ -1,0 +1,162 @@
+"""HTTP plumbing: JSON in and out, the error mapping, the node header and the body cap."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import orjson
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from shared import errors
+from shared.model import Track, iso_time
+
+log = logging.getLogger("rest")
+
+MAX_BODY = 64 * 1024
+
+STATUS = {
+    errors.MalformedRequest: 400,
+    errors.InvalidField: 422,
+    errors.IdempotencyKeyReused: 422,
+    errors.TrackNotFound: 404,
+    errors.DuplicateTrack: 409,
+    errors.QueueEmpty: 409,
+    errors.QueueFull: 409,
+    errors.AdminTokenMissing: 401,
+    errors.AdminTokenWrong: 403,
+    errors.StoreUnavailable: 503,
+}
+
+
+class BodyTooLarge(errors.QueueError):
+    def __init__(self) -> None:
+        super().__init__(f"the request body is over {MAX_BODY // 1024} KiB")
+
+
+STATUS[BodyTooLarge] = 413
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content) -> bytes:
+        try:
+            return orjson.dumps(content)
+        except orjson.JSONEncodeError:  # ids of more than 19 digits are bigger than int64
+            return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def error_response(status: int, detail: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status, headers)
+
+
+async def queue_error(request: Request, exc: errors.QueueError) -> JSONResponse:
+    status = next(STATUS[k] for k in type(exc).__mro__ if k in STATUS)
+    headers = None
+    if status == 503:
+        headers = {"Retry-After": "1"}
+    elif status == 401:
+        headers = {"WWW-Authenticate": 'Bearer realm="music-queue"'}
+    return error_response(status, exc.detail, headers)
+
+
+async def http_error(request: Request, exc: HTTPException) -> Response:
+    detail = exc.detail
+    if exc.status_code == 404:
+        detail = f"no such endpoint: {request.method} {request.url.path} (see /docs)"
+    elif exc.status_code == 405:
+        detail = f"{request.method} is not allowed on {request.url.path} (see /docs)"
+    return error_response(exc.status_code, detail, exc.headers)
+
+
+def server_error(node_id: str):
+    async def handler(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal error: the node logged it", {"X-Node-Id": node_id})
+    return handler
+
+
+async def json_body(request: Request, required: bool = True) -> dict:
+    """The body as a JSON object, whatever the Content-Type; {} if empty and not required."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise BodyTooLarge()
+    if not body.strip():
+        if required:
+            raise errors.MalformedRequest("the request needs a JSON object body")
+        return {}
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        data = _lenient_loads(bytes(body))
+    if not isinstance(data, dict):
+        raise errors.MalformedRequest("the request body must be a JSON object, like {\"id\": 123}")
+    return data
+
+
+def _lenient_loads(body: bytes):
+    """orjson refuses integers past 64 bits, which JSON allows; anything else it refuses
+    is really malformed."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise errors.MalformedRequest(f"the body is not valid UTF-8 (byte {exc.start})") from None
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise errors.MalformedRequest("the JSON body is nested too deeply") from None
+    except ValueError as exc:
+        raise errors.MalformedRequest(f"the body is not valid JSON: {exc}") from None
+
+
+def rest_id(track_id: str):
+    """Digits without a leading zero render as a JSON integer, so {"id": 123} round-trips."""
+    if track_id.isdigit() and (track_id[0] != "0" or track_id == "0"):
+        return int(track_id)
+    return track_id
+
+
+def track_json(track: Track) -> dict:
+    out = {
+        "id": rest_id(track.id),
+        "title": track.title,
+        "artist": track.artist,
+        "duration": track.duration,
+        "votes": track.votes,
+        "added_at": iso_time(track.added_at),
+    }
+    if track.played_at is not None:
+        out["played_at"] = iso_time(track.played_at)
+    return out
+
+
+class NodeHeader:
+    """Pure ASGI middleware: X-Node-Id on every response, 413 before reading a body whose
+    declared length is over the cap."""
+
+    def __init__(self, app, node_id: str):
+        self.app = app
+        self.header = (b"x-node-id", node_id.encode("latin-1", "replace"))
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        header = self.header
+
+        async def send_with_header(message):
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                if value.isdigit() and int(value) > MAX_BODY:
+                    response = error_response(413, BodyTooLarge().detail, {"Connection": "close"})
+                    return await response(scope, receive, send_with_header)
+                break
+        await self.app(scope, receive, send_with_header)

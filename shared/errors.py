@@ -1,0 +1,69 @@
+"""Domain errors. Each front door maps these to its protocol in one place."""
+
+from __future__ import annotations
+
+
+class QueueError(Exception):
+    """Base of every error a client can cause or be told about."""
+
+    def __init__(self, detail: str):
+        super().__init__(detail)
+        self.detail = detail
+
+
+class MalformedRequest(QueueError):
+    """The request could not be read at all (not JSON, not an object, bad query syntax)."""
+
+
+class InvalidField(QueueError):
+    """A value broke its rules; ``field`` names it."""
+
+    def __init__(self, field: str, detail: str):
+        super().__init__(f"{field}: {detail}")
+        self.field = field
+
+
+class TrackNotFound(QueueError):
+    def __init__(self, track_id: str, where: str = "in the queue"):
+        super().__init__(f"track {track_id!r} is not {where}")
+        self.track_id = track_id
+
+
+class DuplicateTrack(QueueError):
+    def __init__(self, track_id: str):
+        super().__init__(f"track {track_id!r} is already in the queue")
+        self.track_id = track_id
+
+
+class QueueEmpty(QueueError):
+    def __init__(self) -> None:
+        super().__init__("the queue is empty: add a track first")
+
+
+class QueueFull(QueueError):
+    def __init__(self, limit: int):
+        super().__init__(f"the queue is full ({limit} tracks): play or remove tracks first")
+        self.limit = limit
+
+
+class IdempotencyKeyReused(QueueError):
+    def __init__(self) -> None:
+        super().__init__(
+            "this idempotency key was already used for a different request; use a new key"
+        )
+
+
+class AdminTokenMissing(QueueError):
+    def __init__(self) -> None:
+        super().__init__("this operation is for the host: send the admin token")
+
+
+class AdminTokenWrong(QueueError):
+    def __init__(self) -> None:
+        super().__init__("the admin token is wrong")
+
+
+class StoreUnavailable(QueueError):
+    def __init__(self, reason: str = "") -> None:
+        text = "the queue's store (Redis) is unreachable; try again shortly"
+        super().__init__(f"{text} ({reason})" if reason else text)

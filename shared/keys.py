@@ -1,0 +1,47 @@
+"""Every Redis key and channel the queue uses, built in one place.
+
+All keys of a room share the hash tag ``{room}`` (``mq:{party42}:queue``), so a room
+lives in one Redis Cluster slot and one Lua script may touch all of its keys. Room
+names are validated to ``[A-Za-z0-9_-]`` before they get here, so they can never
+close the tag or reach another room's keys.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import NamedTuple
+
+PREFIX = "mq"
+
+
+class RoomKeys(NamedTuple):
+    queue: str  # zset: score -votes, member <12-digit add seq><id>; play order
+    tracks: str  # hash: id -> "<seq>\x1f<title>\x1f<artist>\x1f<duration>\x1f<added_at>"
+    now: str  # string: the now-playing entry
+    history: str  # list: played entries, newest first
+    played: str  # hash: id -> its newest history entry (metadata lookups)
+    balloted: str  # set: add seqs of queued tracks that hold per-voter ballots
+    seq: str  # counter: add sequence numbers
+    version: str  # counter: bumped by every change of the room
+    ballots: str  # prefix: + <seq> is the hash voter -> +1/-1 of one queued track
+
+
+def _tag(room: str) -> str:
+    return f"{PREFIX}:{{{room}}}:"
+
+
+@lru_cache(maxsize=4096)
+def room_keys(room: str) -> RoomKeys:
+    tag = _tag(room)
+    return RoomKeys(*(tag + name + (":" if name == "ballots" else "") for name in RoomKeys._fields))
+
+
+def idempotency_key(room: str, key: str) -> str:
+    return f"{_tag(room)}idem:{key}"
+
+
+def events_channel(room: str) -> str:
+    return f"{_tag(room)}events"
+
+
+EVENTS_PATTERN = f"{PREFIX}:*:events"

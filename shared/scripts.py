@@ -1,0 +1,223 @@
+"""The Lua scripts: each state change of a room is exactly one of these, run atomically.
+
+Every write script has the same header (``_WRITE``): the room's keys in KEYS, then in
+ARGV the idempotency fingerprint, the events channel and the head size, then the
+operation's own arguments from ARGV[4]. A write ends in ``finish``: it bumps the room
+version, publishes the change and, when the caller sent an idempotency key, stores the
+reply so that a retry gets the very same answer and changes nothing.
+
+Replies are flat arrays. A success is
+    {'ok', kind, version, length, <track>, <head>}
+where <track> is ``id, score, record`` for a queued track, one history entry for a play,
+nothing for a clear, and <head> is ``id, score, record`` triples in play order. A
+refusal is a one-word array: {'duplicate'}, {'full'}, {'not_found'}, {'empty'}.
+The queue member of a track is its 12-digit add sequence number followed by its id; its
+score is minus its votes, so ZRANGE order is: most votes, then first added.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+# Events carry at most this many tracks of the head, whatever a write asked for.
+EVENT_HEAD = 25
+
+
+class Script:
+    __slots__ = ("source", "sha")
+
+    def __init__(self, source: str):
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
+
+    def __repr__(self) -> str:
+        return f"Script({self.sha[:8]})"
+
+
+_WRITE = r"""
+-- KEYS: [1] queue [2] tracks [3] now [4] history [5] played [6] balloted [7] seq
+--       [8] version [9] ballots key prefix [10] idempotency key
+-- ARGV: [1] idempotency fingerprint ('' for none) [2] events channel [3] head size
+--       [4...] the operation's arguments
+local queue, tracks, now, history, played = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local balloted, seqkey, version, ballots, idem = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local fingerprint, channel, head_size = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local US, RS = '\31', '\30'
+
+if fingerprint ~= '' then
+  local prior = redis.call('GET', idem)
+  if prior then
+    if string.sub(prior, 1, #fingerprint + 1) ~= fingerprint .. '\n' then
+      return {'idempotency_mismatch'}
+    end
+    return cjson.decode(string.sub(prior, #fingerprint + 2))
+  end
+end
+
+local function remember(reply)
+  if fingerprint ~= '' then
+    redis.call('SET', idem, fingerprint .. '\n' .. cjson.encode(reply), 'EX', 600)
+  end
+  return reply
+end
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+end
+
+-- Appends the first n tracks of the queue to out, as id, score, record triples.
+local function append_head(out, n)
+  if n <= 0 then return out end
+  local members = redis.call('ZRANGE', queue, 0, n - 1, 'WITHSCORES')
+  if #members == 0 then return out end
+  local ids = {}
+  for i = 1, #members, 2 do ids[#ids + 1] = string.sub(members[i], 13) end
+  local records = redis.call('HMGET', tracks, unpack(ids))
+  for i = 1, #ids do
+    out[#out + 1] = ids[i]
+    out[#out + 1] = members[2 * i]
+    out[#out + 1] = records[i]
+  end
+  return out
+end
+
+local function reply(kind, v, track, n)
+  local out = {'ok', kind, v, redis.call('ZCARD', queue)}
+  for i = 1, #track do out[#out + 1] = track[i] end
+  return append_head(out, n)
+end
+
+-- Every change ends here: a new version, an event for live listeners, the reply.
+local function finish(kind, track)
+  local v = redis.call('INCR', version)
+  local out = reply(kind, v, track, math.max(head_size, EVENT_HEAD))
+  local fixed = 4 + #track
+  local fetched = (#out - fixed) / 3
+  redis.call('PUBLISH', channel, table.concat(out, RS, 1, fixed + 3 * math.min(fetched, EVENT_HEAD)))
+  for i = #out, fixed + 3 * math.min(fetched, head_size) + 1, -1 do out[i] = nil end
+  return remember(out)
+end
+
+-- A queued track's per-voter ballots live under the ballots prefix plus its add seq;
+-- the prefix carries the room's hash tag, so the key stays in this room's slot.
+local function drop_ballots(seq)
+  if redis.call('SREM', balloted, seq) == 1 then
+    redis.call('UNLINK', ballots .. seq)
+  end
+end
+""".replace("EVENT_HEAD", str(EVENT_HEAD))
+
+ADD = Script(_WRITE + r"""
+-- ARGV: [4] id [5] title [6] artist [7] duration [8] max queue length
+local id = ARGV[4]
+if redis.call('HEXISTS', tracks, id) == 1 then return remember({'duplicate'}) end
+if redis.call('ZCARD', queue) >= tonumber(ARGV[8]) then return remember({'full'}) end
+local seq = string.format('%012d', redis.call('INCR', seqkey))
+local record = seq .. US .. ARGV[5] .. US .. ARGV[6] .. US .. ARGV[7] .. US .. now_ms()
+redis.call('HSET', tracks, id, record)
+redis.call('ZADD', queue, 0, seq .. id)
+return finish('add', {id, '0', record})
+""")
+
+REMOVE = Script(_WRITE + r"""
+-- ARGV: [4] id
+local id = ARGV[4]
+local record = redis.call('HGET', tracks, id)
+if not record then return remember({'not_found'}) end
+local seq = string.sub(record, 1, 12)
+local score = redis.call('ZSCORE', queue, seq .. id)
+redis.call('ZREM', queue, seq .. id)
+redis.call('HDEL', tracks, id)
+drop_ballots(seq)
+return finish('remove', {id, score, record})
+""")
+
+VOTE = Script(_WRITE + r"""
+-- ARGV: [4] id [5] direction, 1 or -1 [6] voter ('' for an anonymous vote)
+local id, direction, voter = ARGV[4], tonumber(ARGV[5]), ARGV[6]
+local record = redis.call('HGET', tracks, id)
+if not record then return remember({'not_found'}) end
+local seq = string.sub(record, 1, 12)
+local delta = direction
+if voter ~= '' then
+  local box = ballots .. seq
+  local prior = tonumber(redis.call('HGET', box, voter) or '0')
+  if prior == direction then
+    -- The voter's ballot already says this: nothing changes, so no new version.
+    local v = tonumber(redis.call('GET', version) or '0')
+    return remember(reply('vote', v, {id, redis.call('ZSCORE', queue, seq .. id), record}, head_size))
+  end
+  redis.call('HSET', box, voter, direction)
+  redis.call('SADD', balloted, seq)
+  delta = direction - prior
+end
+local score = redis.call('ZINCRBY', queue, -delta, seq .. id)
+return finish('vote', {id, score, record})
+""")
+
+PLAY_NEXT = Script(_WRITE + r"""
+-- ARGV: [4] history limit
+local popped = redis.call('ZPOPMIN', queue)
+if #popped == 0 then return remember({'empty'}) end
+local seq, id = string.sub(popped[1], 1, 12), string.sub(popped[1], 13)
+local record = redis.call('HGET', tracks, id)
+redis.call('HDEL', tracks, id)
+drop_ballots(seq)
+-- id, then the record without its seq (title .. added_at), then votes and played_at
+local entry = id .. string.sub(record, 13) .. US .. string.format('%d', -tonumber(popped[2]))
+  .. US .. now_ms()
+redis.call('SET', now, entry)
+redis.call('LPUSH', history, entry)
+redis.call('HSET', played, id, entry)
+local limit = tonumber(ARGV[4])
+while redis.call('LLEN', history) > limit do
+  local old = redis.call('RPOP', history)
+  local old_id = string.sub(old, 1, string.find(old, US, 1, true) - 1)
+  if redis.call('HGET', played, old_id) == old then redis.call('HDEL', played, old_id) end
+end
+return finish('play', {entry})
+""")
+
+CLEAR = Script(_WRITE + r"""
+for _, seq in ipairs(redis.call('SMEMBERS', balloted)) do
+  redis.call('UNLINK', ballots .. seq)
+end
+redis.call('UNLINK', queue, tracks, now, history, played, balloted)
+return finish('clear', {})
+""")
+
+PAGE = Script(r"""#!lua flags=no-writes
+-- KEYS: [1] queue [2] tracks [3] version
+-- ARGV: [1] offset [2] limit (-1 for all)
+-- Reply: version, length, then id, score, record triples in play order.
+local offset, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
+local out = {tonumber(redis.call('GET', KEYS[3]) or '0'), redis.call('ZCARD', KEYS[1])}
+if limit == 0 then return out end
+local stop = limit < 0 and -1 or offset + limit - 1
+local members = redis.call('ZRANGE', KEYS[1], offset, stop, 'WITHSCORES')
+if #members == 0 then return out end
+local ids = {}
+for i = 1, #members, 2 do ids[#ids + 1] = string.sub(members[i], 13) end
+local records = redis.call('HMGET', KEYS[2], unpack(ids))
+for i = 1, #ids do
+  out[#out + 1] = ids[i]
+  out[#out + 1] = members[2 * i]
+  out[#out + 1] = records[i]
+end
+return out
+""")
+
+METADATA = Script(r"""#!lua flags=no-writes
+-- KEYS: [1] queue [2] tracks [3] played
+-- ARGV: [1] id
+-- Reply: {'queued', score, record}, {'played', entry} or {'not_found'}.
+local id = ARGV[1]
+local record = redis.call('HGET', KEYS[2], id)
+if record then
+  return {'queued', redis.call('ZSCORE', KEYS[1], string.sub(record, 1, 12) .. id), record}
+end
+local entry = redis.call('HGET', KEYS[3], id)
+if entry then return {'played', entry} end
+return {'not_found'}
+""")

@@ -1,0 +1,133 @@
+"""What the tests share: where the servers are, and a small HTTP client.
+
+Local mode (the default): one cluster (redis-server, REST and gRPC nodes, nginx) is started
+on free loopback ports the first time a test needs it, shared by every test module, and
+stopped when the test run ends. External mode: with ``API_URL`` (REST, through its load
+balancer) and/or ``GRPC_TARGET`` set, the API tests run against that deployment instead;
+tests that must start or break servers of their own are skipped there, and so are the
+tests of the front door whose address was not given. A test never passes against a server
+that is down: the first request fails it.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import threading
+import time
+import unittest
+import urllib.parse
+import uuid
+from typing import Any, NamedTuple
+
+from .cluster import Cluster
+
+API_URL = os.environ.get("API_URL", "").rstrip("/")
+GRPC_TARGET = os.environ.get("GRPC_TARGET", "")
+EXTERNAL = bool(API_URL or GRPC_TARGET)
+ADMIN_TOKEN = os.environ.get("ADMIN_TOKEN", "")  # the deployment's, in external mode
+GRPC_NODES = 0
+
+_shared: Cluster | None = None
+_lock = threading.Lock()
+
+
+def local_cluster() -> Cluster:
+    """The shared local cluster; skips the calling test in external mode."""
+    global _shared
+    if EXTERNAL:
+        raise unittest.SkipTest("needs a local cluster; API_URL/GRPC_TARGET point elsewhere")
+    with _lock:
+        if _shared is None:
+            _shared = Cluster(rest=2, grpc=GRPC_NODES).start()
+    return _shared
+
+
+def api_url() -> str:
+    if API_URL:
+        return API_URL
+    if GRPC_TARGET:
+        raise unittest.SkipTest("API_URL is not set (testing an external gRPC deployment)")
+    return local_cluster().api_url
+
+
+def unique(prefix: str = "t") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def admin_headers(token: str | None = None) -> dict:
+    token = ADMIN_TOKEN if token is None else token
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+class Reply(NamedTuple):
+    status: int
+    headers: dict  # lower-cased names
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def detail(self) -> str:
+        return self.json()["detail"]
+
+
+class Http:
+    """A keep-alive HTTP/1.1 client, one connection per thread."""
+
+    IDLE = 20.0  # reconnect rather than reuse a connection idle this long
+
+    def __init__(self, base_url: str, timeout: float = 10.0):
+        parts = urllib.parse.urlsplit(base_url)
+        self.host, self.port = parts.hostname, parts.port or 80
+        self.prefix = parts.path.rstrip("/")
+        self.timeout = timeout
+        self._local = threading.local()
+
+    def _connection(self) -> http.client.HTTPConnection:
+        local = self._local
+        conn = getattr(local, "conn", None)
+        if conn is None or time.monotonic() - local.used > self.IDLE:
+            if conn is not None:
+                conn.close()
+            conn = local.conn = http.client.HTTPConnection(self.host, self.port,
+                                                           timeout=self.timeout)
+        local.used = time.monotonic()
+        return conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def request(self, method: str, path: str, body: Any = None, headers: dict | None = None,
+                raw: bytes | None = None) -> Reply:
+        headers = dict(headers or {})
+        if body is not None:
+            raw = json.dumps(body).encode()
+            headers.setdefault("Content-Type", "application/json")
+        conn = self._connection()
+        try:
+            conn.request(method, self.prefix + path, body=raw, headers=headers)
+            response = conn.getresponse()
+            data = response.read()
+        except Exception:
+            self.close()
+            raise
+        if response.will_close:
+            self.close()
+        return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, data)
+
+    def get(self, path: str, **kwargs) -> Reply:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, body: Any = None, **kwargs) -> Reply:
+        return self.request("POST", path, body, **kwargs)
+
+
+def track(track_id, title: str = "Song Title", artist: str = "Artist Name",
+          duration: int = 200) -> dict:
+    return {"id": track_id, "title": title, "artist": artist, "duration": duration}
