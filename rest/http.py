@@ -94,14 +94,16 @@ async def json_body(request: Request, required: bool = True) -> dict:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
         data = _lenient_loads(bytes(body))
+    else:
+        if isinstance(data, dict) and any(type(v) is float and abs(v) >= 2**63 for v in data.values()):
+            data = _lenient_loads(bytes(body))  # orjson turns integers past 64 bits into floats
     if not isinstance(data, dict):
         raise errors.MalformedRequest("the request body must be a JSON object, like {\"id\": 123}")
     return data
 
 
 def _lenient_loads(body: bytes):
-    """orjson refuses integers past 64 bits, which JSON allows; anything else it refuses
-    is really malformed."""
+    """The standard library's parser: exact for integers of any size, which JSON allows."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
