@@ -8,7 +8,6 @@ and under ``/rooms/{room}``.
 from __future__ import annotations
 
 import contextlib
-import hmac
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -18,6 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from shared import errors, store, validation
+from shared.auth import check_admin
 from shared.config import Settings
 from shared.queue import Change, Queue
 
@@ -54,15 +54,7 @@ def page_options(request: Request) -> tuple[int, int | None]:
 
 
 def require_admin(request: Request) -> None:
-    token = settings.admin_token
-    if not token:
-        return
-    header = request.headers.get("authorization")
-    if not header:
-        raise errors.AdminTokenMissing()
-    scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
-        raise errors.AdminTokenWrong()
+    check_admin(settings.admin_token, request.headers.get("authorization"))
 
 
 def written(message: str, change: Change) -> JSONResponse:

@@ -44,4 +44,6 @@ def events_channel(room: str) -> str:
     return f"{_tag(room)}events"
 
 
-EVENTS_PATTERN = f"{PREFIX}:*:events"
+def channel_room(channel: str) -> str:
+    """The room of an events channel: ``mq:{party42}:events`` -> ``party42``."""
+    return channel[len(PREFIX) + 2:-len("}:events")]

@@ -51,6 +51,16 @@ class Page:
     tracks: list[Track]
 
 
+@dataclass(slots=True)
+class Snapshot:
+    """A room at one version: what live listeners start from."""
+
+    version: int
+    length: int
+    now_playing: Track | None
+    head: list[Track]
+
+
 _TRACK_FIELDS = {"add": 3, "remove": 3, "vote": 3, "play": 1, "clear": 0}
 
 
@@ -184,6 +194,17 @@ class Queue:
         stop = -1 if limit is None else offset + limit - 1
         return self._run(Command(None, ("LRANGE", keys.room_keys(room).history, offset, stop),
                                  _played_list))
+
+    def snapshot(self, room: str, head: int = validation.DEFAULT_HEAD):
+        """The room's version, queue length, now playing and head, read atomically."""
+        k = keys.room_keys(room)
+
+        def decode(reply: list) -> Snapshot:
+            now = Track.played(reply[2]) if reply[2] else None
+            return Snapshot(int(reply[0]), int(reply[1]), now, _tracks(reply, 3))
+
+        return self._run(Command(scripts.SNAPSHOT, (4, k.queue, k.tracks, k.now, k.version, head),
+                                 decode))
 
     def version(self, room: str):
         return self._run(Command(None, ("GET", keys.room_keys(room).version),

@@ -34,6 +34,25 @@ class Script:
         return f"Script({self.sha[:8]})"
 
 
+_APPEND_TRACKS = r"""
+-- Appends the tracks at ranks start..stop of the queue to out, as id, score, record.
+local function append_tracks(out, queue, tracks, start, stop)
+  local members = redis.call('ZRANGE', queue, start, stop, 'WITHSCORES')
+  if #members == 0 then return out end
+  local ids = {}
+  for i = 1, #members, 2 do ids[#ids + 1] = string.sub(members[i], 13) end
+  local records = redis.call('HMGET', tracks, unpack(ids))
+  for i = 1, #ids do
+    out[#out + 1] = ids[i]
+    out[#out + 1] = members[2 * i]
+    out[#out + 1] = records[i]
+  end
+  return out
+end
+"""
+
+_READ = "#!lua flags=no-writes"  # must be the first line of a read-only script
+
 _WRITE = r"""
 -- KEYS: [1] queue [2] tracks [3] now [4] history [5] played [6] balloted [7] seq
 --       [8] version [9] ballots key prefix [10] idempotency key
@@ -43,7 +62,7 @@ local queue, tracks, now, history, played = KEYS[1], KEYS[2], KEYS[3], KEYS[4], 
 local balloted, seqkey, version, ballots, idem = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 local fingerprint, channel, head_size = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local US, RS = '\31', '\30'
-
+""" + _APPEND_TRACKS + r"""
 if fingerprint ~= '' then
   local prior = redis.call('GET', idem)
   if prior then
@@ -66,26 +85,11 @@ local function now_ms()
   return string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
 end
 
--- Appends the first n tracks of the queue to out, as id, score, record triples.
-local function append_head(out, n)
-  if n <= 0 then return out end
-  local members = redis.call('ZRANGE', queue, 0, n - 1, 'WITHSCORES')
-  if #members == 0 then return out end
-  local ids = {}
-  for i = 1, #members, 2 do ids[#ids + 1] = string.sub(members[i], 13) end
-  local records = redis.call('HMGET', tracks, unpack(ids))
-  for i = 1, #ids do
-    out[#out + 1] = ids[i]
-    out[#out + 1] = members[2 * i]
-    out[#out + 1] = records[i]
-  end
-  return out
-end
-
 local function reply(kind, v, track, n)
   local out = {'ok', kind, v, redis.call('ZCARD', queue)}
   for i = 1, #track do out[#out + 1] = track[i] end
-  return append_head(out, n)
+  if n <= 0 then return out end
+  return append_tracks(out, queue, tracks, 0, n - 1)
 end
 
 -- Every change ends here: a new version, an event for live listeners, the reply.
@@ -187,28 +191,18 @@ redis.call('UNLINK', queue, tracks, now, history, played, balloted)
 return finish('clear', {})
 """)
 
-PAGE = Script(r"""#!lua flags=no-writes
+PAGE = Script(_READ + r"""
 -- KEYS: [1] queue [2] tracks [3] version
 -- ARGV: [1] offset [2] limit (-1 for all)
 -- Reply: version, length, then id, score, record triples in play order.
+""" + _APPEND_TRACKS + r"""
 local offset, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
 local out = {tonumber(redis.call('GET', KEYS[3]) or '0'), redis.call('ZCARD', KEYS[1])}
 if limit == 0 then return out end
-local stop = limit < 0 and -1 or offset + limit - 1
-local members = redis.call('ZRANGE', KEYS[1], offset, stop, 'WITHSCORES')
-if #members == 0 then return out end
-local ids = {}
-for i = 1, #members, 2 do ids[#ids + 1] = string.sub(members[i], 13) end
-local records = redis.call('HMGET', KEYS[2], unpack(ids))
-for i = 1, #ids do
-  out[#out + 1] = ids[i]
-  out[#out + 1] = members[2 * i]
-  out[#out + 1] = records[i]
-end
-return out
+return append_tracks(out, KEYS[1], KEYS[2], offset, limit < 0 and -1 or offset + limit - 1)
 """)
 
-METADATA = Script(r"""#!lua flags=no-writes
+METADATA = Script(_READ + r"""
 -- KEYS: [1] queue [2] tracks [3] played
 -- ARGV: [1] id
 -- Reply: {'queued', score, record}, {'played', entry} or {'not_found'}.
@@ -220,4 +214,17 @@ end
 local entry = redis.call('HGET', KEYS[3], id)
 if entry then return {'played', entry} end
 return {'not_found'}
+""")
+
+SNAPSHOT = Script(_READ + r"""
+-- KEYS: [1] queue [2] tracks [3] now [4] version
+-- ARGV: [1] head size
+-- Reply: version, length, now-playing entry ('' if none), then the head's id, score,
+-- record triples: one consistent picture of the room for live listeners.
+""" + _APPEND_TRACKS + r"""
+local out = {tonumber(redis.call('GET', KEYS[4]) or '0'), redis.call('ZCARD', KEYS[1]),
+             redis.call('GET', KEYS[3]) or ''}
+local n = tonumber(ARGV[1])
+if n <= 0 then return out end
+return append_tracks(out, KEYS[1], KEYS[2], 0, n - 1)
 """)

@@ -27,7 +27,7 @@ API_URL = os.environ.get("API_URL", "").rstrip("/")
 GRPC_TARGET = os.environ.get("GRPC_TARGET", "")
 EXTERNAL = bool(API_URL or GRPC_TARGET)
 ADMIN_TOKEN = os.environ.get("ADMIN_TOKEN", "")  # the deployment's, in external mode
-GRPC_NODES = 0
+GRPC_NODES = 2
 
 _shared: Cluster | None = None
 _lock = threading.Lock()
@@ -50,6 +50,27 @@ def api_url() -> str:
     if GRPC_TARGET:
         raise unittest.SkipTest("API_URL is not set (testing an external gRPC deployment)")
     return local_cluster().api_url
+
+
+def grpc_target() -> str:
+    if GRPC_TARGET:
+        return GRPC_TARGET
+    if API_URL:
+        raise unittest.SkipTest("GRPC_TARGET is not set (testing an external REST deployment)")
+    return local_cluster().grpc_target
+
+
+def grpc_channel(target: str | None = None):
+    """A round-robin, health-checking channel over every node of the target, as the
+    command-line client makes it."""
+    from grpc_svc.client import channel
+
+    return channel(target or grpc_target())
+
+
+def admin_metadata(token: str | None = None) -> tuple:
+    token = ADMIN_TOKEN if token is None else token
+    return (("authorization", f"Bearer {token}"),) if token else ()
 
 
 def unique(prefix: str = "t") -> str:

@@ -1,0 +1,1 @@
+"""The gRPC front door: ``python -m grpc_svc.server`` and ``python -m grpc_svc.client``."""

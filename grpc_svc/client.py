@@ -1,0 +1,259 @@
+"""The command-line client of the gRPC service.
+
+    python -m grpc_svc.client [--target HOST:PORT] [--room R] [--json] COMMAND [options]
+
+Commands: add, remove, vote, queue, metadata, play, history, now, clear, watch. The
+target defaults to $GRPC_TARGET, else localhost:50051; ``dns:///host:port`` (every address
+the name resolves to) and ``ipv4:a:p,b:q`` targets are balanced round robin. Output is a
+readable table, or JSON with --json. A failed call prints one line with its reason on
+stderr and exits with 1 (2 for a usage error).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import grpc
+
+from proto import queue_pb2 as pb
+from proto import queue_pb2_grpc as pb_grpc
+from shared.model import iso_time
+
+# Round robin over every address of the target, skipping nodes whose health is not
+# SERVING (a node that is shutting down drains that way).
+SERVICE_CONFIG = {"loadBalancingConfig": [{"round_robin": {}}],
+                  "healthCheckConfig": {"serviceName": "queue.QueueService"}}
+CHANNEL_OPTIONS = [("grpc.service_config", json.dumps(SERVICE_CONFIG))]
+WATCH_RETRY = 1.0
+
+
+def channel(target: str) -> grpc.Channel:
+    return grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+
+
+# -- rendering ----------------------------------------------------------------------------
+
+def track_dict(track: pb.Track) -> dict:
+    out = {"id": track.id, "title": track.title, "artist": track.artist,
+           "duration": track.duration, "votes": track.votes}
+    if track.added_at:
+        out["added_at"] = iso_time(track.added_at)
+    if track.played_at:
+        out["played_at"] = iso_time(track.played_at)
+    return out
+
+
+def clock(seconds: int) -> str:
+    if not seconds:
+        return "-"
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def describe(track: pb.Track) -> str:
+    votes = f"{track.votes} vote" + ("" if abs(track.votes) == 1 else "s")
+    return f'{track.id} "{track.title}" by {track.artist} ({clock(track.duration)}, {votes})'
+
+
+def table(tracks, played: bool = False) -> str:
+    if not tracks:
+        return "(none)"
+    rows = [("#", "ID", "TITLE", "ARTIST", "LENGTH", "VOTES") + (("PLAYED",) if played else ())]
+    for n, t in enumerate(tracks, 1):
+        row = (str(n), t.id, t.title, t.artist, clock(t.duration), str(t.votes))
+        rows.append(row + ((iso_time(t.played_at)[11:19],) if played else ()))
+    widths = [min(max(len(r[i]) for r in rows), 40) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell[:40].ljust(w) for cell, w in zip(row, widths)).rstrip()
+                     for row in rows)
+
+
+def _change_dict(reply: pb.QueueResponse) -> dict:
+    out = {"message": reply.message}
+    if reply.HasField("track"):
+        out["track"] = track_dict(reply.track)
+    out.update(queue=[track_dict(t) for t in reply.queue], version=reply.version,
+               length=reply.length)
+    return out
+
+
+def _change_text(reply: pb.QueueResponse) -> str:
+    head = f"{reply.message}: {describe(reply.track)}" if reply.HasField("track") else reply.message
+    more = f"\n… and {reply.length - len(reply.queue)} more" if reply.length > len(reply.queue) else ""
+    return f"{head}\n\nQueue ({reply.length}):\n{table(reply.queue)}{more}"
+
+
+def _event_text(event: pb.QueueEvent) -> str:
+    if event.type == "snapshot":
+        now = f"now playing {describe(event.now_playing)}" if event.HasField("now_playing") \
+            else "nothing playing"
+        return f"[v{event.version}] snapshot: {event.length} queued, {now}\n{table(event.queue)}"
+    what = describe(event.track) if event.HasField("track") else ""
+    return f"[v{event.version}] {event.type} {what}".rstrip() + f" ({event.length} queued)"
+
+
+# -- commands -----------------------------------------------------------------------------
+
+def _metadata(args) -> list:
+    metadata = []
+    if args.token:
+        metadata.append(("authorization", f"Bearer {args.token}"))
+    if args.idempotency_key:
+        metadata.append(("idempotency-key", args.idempotency_key))
+    return metadata
+
+
+def run(args, stub: pb_grpc.QueueServiceStub, out) -> None:
+    call = dict(timeout=args.timeout, metadata=_metadata(args))
+    room = args.room
+    command = args.command
+    if command == "add":
+        reply = stub.AddTrack(pb.Track(id=args.id, title=args.title, artist=args.artist,
+                                       duration=args.duration, room=room), **call)
+        emit(args, out, _change_dict(reply), _change_text(reply))
+    elif command == "remove":
+        reply = stub.RemoveTrack(pb.TrackId(id=args.id, room=room), **call)
+        emit(args, out, _change_dict(reply), _change_text(reply))
+    elif command == "vote":
+        reply = stub.VoteTrack(pb.VoteRequest(id=args.id, up=args.up, room=room,
+                                              voter=args.voter or ""), **call)
+        emit(args, out, _change_dict(reply), _change_text(reply))
+    elif command in ("queue", "history"):
+        request = pb.Empty(room=room, limit=args.limit, offset=args.offset)
+        method = stub.GetQueue if command == "queue" else stub.GetHistory
+        reply = method(request, **call)
+        title = f"Queue ({reply.length}):" if command == "queue" else "History (newest first):"
+        emit(args, out, [track_dict(t) for t in reply.queue],
+             f"{title}\n{table(reply.queue, played=command == 'history')}")
+    elif command == "metadata":
+        track = stub.GetMetadata(pb.TrackId(id=args.id, room=room), **call)
+        text = "\n".join(f"{k:<10} {v}" for k, v in track_dict(track).items())
+        emit(args, out, track_dict(track), text)
+    elif command == "play":
+        track = stub.PlayNext(pb.Empty(room=room), **call)
+        emit(args, out, {"now_playing": track_dict(track)}, f"Now playing: {describe(track)}")
+    elif command == "now":
+        reply = stub.NowPlaying(pb.Empty(room=room), **call)
+        playing = reply.HasField("track")
+        emit(args, out, {"now_playing": track_dict(reply.track) if playing else None},
+             f"Now playing: {describe(reply.track)}" if playing else "Nothing is playing.")
+    elif command == "clear":
+        reply = stub.Clear(pb.Empty(room=room), **call)
+        emit(args, out, {"message": reply.message, "version": reply.version}, reply.message + ".")
+    elif command == "watch":
+        watch(args, stub, out)
+
+
+def watch(args, stub, out) -> None:
+    """Print every change until Ctrl-C; reconnects (and gets a fresh snapshot) if the
+    stream breaks."""
+    while True:
+        try:
+            for event in stub.Watch(pb.Empty(room=args.room), metadata=_metadata(args)):
+                data = {"type": event.type, "version": event.version, "length": event.length,
+                        "queue": [track_dict(t) for t in event.queue]}
+                if event.HasField("track"):
+                    data["track"] = track_dict(event.track)
+                if event.HasField("now_playing"):
+                    data["now_playing"] = track_dict(event.now_playing)
+                emit(args, out, data, _event_text(event))
+        except grpc.RpcError as exc:
+            if exc.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
+                raise
+            print(f"watch: {_reason(exc)}; reconnecting", file=sys.stderr, flush=True)
+        time.sleep(WATCH_RETRY)
+
+
+def emit(args, out, data, text: str) -> None:
+    if args.json:
+        out.write(json.dumps(data, ensure_ascii=False) + "\n")
+    else:
+        out.write(text + "\n")
+    out.flush()
+
+
+def _reason(exc: grpc.RpcError) -> str:
+    return f"{exc.code().name}: {exc.details() or 'no details'}"
+
+
+# -- arguments ----------------------------------------------------------------------------
+
+def _boolean(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("true", "1", "yes", "on"):
+        return True
+    if lowered in ("false", "0", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _common(parser: argparse.ArgumentParser, defaults: bool) -> None:
+    """The global options, accepted before and after the command."""
+    value = (lambda v: v) if defaults else (lambda v: argparse.SUPPRESS)
+    parser.add_argument("--target", default=value(os.environ.get("GRPC_TARGET") or "localhost:50051"),
+                        help="HOST:PORT, dns:///HOST:PORT or ipv4:A:P,B:Q "
+                             "(default: $GRPC_TARGET, else localhost:50051)")
+    parser.add_argument("--room", default=value(""), help="the room (default: default)")
+    parser.add_argument("--json", action="store_true", default=value(False),
+                        help="print JSON instead of tables")
+    parser.add_argument("--token", default=value(os.environ.get("ADMIN_TOKEN", "")),
+                        help="admin token for remove, play and clear (default: $ADMIN_TOKEN)")
+    parser.add_argument("--timeout", type=float, default=value(5.0),
+                        help="seconds before a call gives up (default 5)")
+    parser.add_argument("--idempotency-key", default=value(None),
+                        help="make a write safe to retry: a repeat returns the first result")
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(prog="python -m grpc_svc.client",
+                                   description="Talk to the music queue over gRPC.")
+    _common(main, defaults=True)
+    commands = main.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=text, description=text)
+        _common(sub, defaults=False)
+        return sub
+
+    add = command("add", "add a track")
+    add.add_argument("--id", required=True)
+    add.add_argument("--title", required=True)
+    add.add_argument("--artist", required=True)
+    add.add_argument("--duration", type=int, default=0, help="seconds (default 0: unknown)")
+    command("remove", "remove a queued track (host)").add_argument("--id", required=True)
+    vote = command("vote", "vote a queued track up or down")
+    vote.add_argument("--id", required=True)
+    vote.add_argument("--up", type=_boolean, default=True, metavar="true|false",
+                      help="true votes up (default), false down")
+    vote.add_argument("--voter", help="one ballot per voter per track (default: anonymous)")
+    for name, text in (("queue", "the queue in play order"),
+                       ("history", "played tracks, newest first")):
+        sub = command(name, text)
+        sub.add_argument("--limit", type=int, default=0, help="how many (default: all)")
+        sub.add_argument("--offset", type=int, default=0)
+    command("metadata", "a queued, playing or played track").add_argument("--id", required=True)
+    command("play", "play the next track (host)")
+    command("now", "the track playing now")
+    command("clear", "empty the room: queue, now playing and history (host)")
+    command("watch", "print every change of the room until Ctrl-C")
+    return main
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        with channel(args.target) as chan:
+            run(args, pb_grpc.QueueServiceStub(chan), sys.stdout)
+    except grpc.RpcError as exc:
+        print(f"error: {_reason(exc)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130 if args.command != "watch" else 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

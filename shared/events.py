@@ -1,0 +1,256 @@
+"""Live changes: one Redis subscription per node, fanned out to local listeners.
+
+Every write script publishes its change on the room's channel in the same atomic step
+that made it (``shared.scripts``). A node holds ONE pub/sub connection, subscribes to a
+room's channel while at least one local listener (an SSE stream, a gRPC Watch) follows the
+room, decodes each event once, and hands it to every listener of the room.
+
+A listener receives ``Event`` objects in version order, or ``RESYNC``: "you may have
+missed changes, take a fresh snapshot". RESYNC comes after the subscription was lost and
+made again (Redis restarted, network cut) and when a listener fell more than
+``MAX_PENDING`` events behind (a slow client), so a slow or cut-off client costs bounded
+memory and still ends up right.
+
+The connection speaks RESP directly (hiredis parses it): it needs only SUBSCRIBE,
+UNSUBSCRIBE and PING, with its own liveness check instead of a read timeout that an idle
+channel would trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from typing import Any
+
+import hiredis
+from redis.connection import parse_url
+
+from . import keys
+from .config import Settings
+from .queue import Change, decode_event
+
+log = logging.getLogger("events")
+
+MAX_PENDING = 256
+PING_EVERY = 5.0  # seconds between liveness pings on an idle connection
+RECONNECT_DELAY = 0.25
+SUBSCRIBE_WAIT = 2.0
+
+RESYNC = "resync"
+
+
+class Event:
+    """One change of a room, decoded once per node; ``cache`` keeps renderings (SSE bytes,
+    protobuf) so that a thousand listeners cost one encoding."""
+
+    __slots__ = ("room", "change", "cache")
+
+    def __init__(self, room: str, change: Change):
+        self.room = room
+        self.change = change
+        self.cache: dict[str, Any] = {}
+
+    def rendered(self, kind: str, render) -> Any:
+        try:
+            return self.cache[kind]
+        except KeyError:
+            value = self.cache[kind] = render(self)
+            return value
+
+
+class Listener:
+    __slots__ = ("room", "queue")
+
+    def __init__(self, room: str):
+        self.room = room
+        self.queue: asyncio.Queue = asyncio.Queue()
+
+    def push(self, item) -> None:
+        if self.queue.qsize() >= MAX_PENDING:
+            while not self.queue.empty():
+                self.queue.get_nowait()
+            item = RESYNC
+        self.queue.put_nowait(item)
+
+    async def get(self, timeout: float | None = None):
+        """The next Event or RESYNC; None when ``timeout`` passes first."""
+        try:
+            return await asyncio.wait_for(self.queue.get(), timeout)
+        except asyncio.TimeoutError:
+            return None
+
+
+def _command(*parts: str | bytes) -> bytes:
+    out = [b"*%d\r\n" % len(parts)]
+    for part in parts:
+        data = part.encode() if isinstance(part, str) else part
+        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(out)
+
+
+class Hub:
+    def __init__(self, settings: Settings):
+        self._options = parse_url(settings.redis_url)
+        self._scheme = settings.redis_url.split(":", 1)[0]
+        self._timeout = max(settings.redis_timeout, 1.0)
+        self._rooms: dict[str, set[Listener]] = {}
+        self._confirmed: dict[str, asyncio.Future] = {}
+        self._writer: asyncio.StreamWriter | None = None
+        self._task: asyncio.Task | None = None
+        self._closed = False
+        self.connected = asyncio.Event()
+
+    # -- listeners --------------------------------------------------------------------
+
+    async def listen(self, room: str) -> Listener:
+        """Follow a room. Returns once the subscription is confirmed (so a snapshot taken
+        afterwards misses nothing), or after a short wait when Redis is unreachable (the
+        listener then gets RESYNC once it is back)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="events-hub")
+        listener = Listener(room)
+        members = self._rooms.setdefault(room, set())
+        members.add(listener)
+        if len(members) == 1:
+            self._confirmed[room] = asyncio.get_running_loop().create_future()
+            self._send(_command("SUBSCRIBE", keys.events_channel(room)))
+        confirmed = self._confirmed.get(room)
+        if confirmed is not None and not confirmed.done():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(confirmed), SUBSCRIBE_WAIT)
+        return listener
+
+    def leave(self, listener: Listener) -> None:
+        members = self._rooms.get(listener.room)
+        if members is None:
+            return
+        members.discard(listener)
+        if not members:
+            del self._rooms[listener.room]
+            self._confirmed.pop(listener.room, None)
+            self._send(_command("UNSUBSCRIBE", keys.events_channel(listener.room)))
+
+    @contextlib.asynccontextmanager
+    async def follow(self, room: str):
+        listener = await self.listen(room)
+        try:
+            yield listener
+        finally:
+            self.leave(listener)
+
+    def listeners(self) -> int:
+        return sum(len(members) for members in self._rooms.values())
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        self._drop_connection()
+
+    # -- the connection ---------------------------------------------------------------
+
+    def _send(self, data: bytes) -> None:
+        if self._writer is not None and not self._writer.is_closing():
+            self._writer.write(data)
+
+    def _drop_connection(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        self.connected.clear()
+
+    async def _connect(self) -> asyncio.StreamReader:
+        options = self._options
+        if "path" in options:
+            opened = asyncio.open_unix_connection(options["path"])
+        else:
+            tls = ssl.create_default_context() if self._scheme == "rediss" else None
+            opened = asyncio.open_connection(options.get("host", "localhost"),
+                                             options.get("port", 6379), ssl=tls)
+        reader, writer = await asyncio.wait_for(opened, self._timeout)
+        if options.get("password"):
+            auth = [options["password"]]
+            if options.get("username"):
+                auth.insert(0, options["username"])
+            writer.write(_command("AUTH", *auth))
+            parser = hiredis.Reader()
+            while (reply := parser.gets()) is False:
+                data = await asyncio.wait_for(reader.read(4096), self._timeout)
+                if not data:
+                    raise ConnectionError("closed during AUTH")
+                parser.feed(data)
+            if isinstance(reply, hiredis.ReplyError):
+                raise ConnectionError(f"AUTH refused: {reply}")
+        self._writer = writer
+        rooms = list(self._rooms)
+        if rooms:
+            writer.write(_command("SUBSCRIBE", *(keys.events_channel(r) for r in rooms)))
+        return reader
+
+    async def _run(self) -> None:
+        first = True
+        while not self._closed:
+            try:
+                reader = await self._connect()
+            except (OSError, ConnectionError, asyncio.TimeoutError) as exc:
+                log.warning("events: cannot reach Redis (%s); retrying", exc)
+                await asyncio.sleep(RECONNECT_DELAY)
+                continue
+            self.connected.set()
+            if not first:
+                log.info("events: subscription restored; listeners resync")
+                for members in self._rooms.values():
+                    for listener in members:
+                        listener.push(RESYNC)
+            first = False
+            try:
+                await self._read(reader)
+            except (OSError, ConnectionError, asyncio.TimeoutError) as exc:
+                log.warning("events: subscription lost (%s)", exc)
+            self._drop_connection()
+            for room in self._rooms:
+                self._confirmed[room] = asyncio.get_running_loop().create_future()
+            await asyncio.sleep(RECONNECT_DELAY)
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        parser = hiredis.Reader(encoding="utf-8")
+        pinged = False
+        while True:
+            try:
+                data = await asyncio.wait_for(reader.read(1 << 16), PING_EVERY)
+            except asyncio.TimeoutError:
+                if pinged:
+                    raise ConnectionError("no answer to PING") from None
+                self._send(_command("PING"))
+                pinged = True
+                continue
+            if not data:
+                raise ConnectionError("closed by Redis")
+            pinged = False
+            parser.feed(data)
+            while (reply := parser.gets()) is not False:
+                self._dispatch(reply)
+
+    def _dispatch(self, reply) -> None:
+        if isinstance(reply, hiredis.ReplyError):
+            log.error("events: Redis said %s", reply)
+            return
+        if not isinstance(reply, list) or not reply:
+            return
+        kind = reply[0]
+        if kind == "message":
+            room = keys.channel_room(reply[1])
+            members = self._rooms.get(room)
+            if members:
+                event = Event(room, decode_event(reply[2]))
+                for listener in members:
+                    listener.push(event)
+        elif kind == "subscribe":
+            room = keys.channel_room(reply[1])
+            confirmed = self._confirmed.get(room)
+            if confirmed is not None and not confirmed.done():
+                confirmed.set_result(True)
