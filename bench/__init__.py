@@ -1,0 +1,1 @@
+"""Load generators and the benchmark report (``python -m bench.report``)."""

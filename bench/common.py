@@ -1,0 +1,153 @@
+"""What both load generators share: workloads, prefill, statistics and output.
+
+Every run is bounded twice: by a number of requests and by a duration cap, whichever comes
+first. Ids are unique per run (a random run tag), so runs never collide.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+
+OPERATIONS = ("add", "vote", "play_next", "queue", "metadata", "mixed")
+# mixed: what a party looks like, mostly votes and reads
+MIX = (("vote", 0.45), ("queue", 0.2), ("add", 0.15), ("metadata", 0.1), ("play_next", 0.1))
+VOTE_TARGETS = 200  # tracks that votes and metadata reads pick from
+
+
+@dataclass
+class Result:
+    target: str
+    operation: str
+    concurrency: int
+    prefill: int
+    requests: int = 0
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list, repr=False)
+    errors: Counter = field(default_factory=Counter)
+
+    def summary(self) -> dict:
+        lat = sorted(self.latencies)
+
+        def pct(p: float) -> float:
+            return round(lat[min(len(lat) - 1, int(p * len(lat)))] * 1000, 3) if lat else 0.0
+
+        ok = len(lat)
+        return {
+            "target": self.target, "operation": self.operation,
+            "concurrency": self.concurrency, "prefill": self.prefill,
+            "requests": self.requests, "ok": ok, "seconds": round(self.seconds, 3),
+            "ops_per_s": round(ok / self.seconds, 1) if self.seconds else 0.0,
+            "p50_ms": pct(0.50), "p90_ms": pct(0.90), "p99_ms": pct(0.99),
+            "mean_ms": round(statistics.fmean(lat) * 1000, 3) if lat else 0.0,
+            "errors": dict(self.errors),
+        }
+
+
+def markdown_header() -> str:
+    return ("| target | operation | conc. | prefill | ok | ops/s | p50 ms | p90 ms | p99 ms | errors |\n"
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+
+
+def markdown_row(s: dict) -> str:
+    errors = ", ".join(f"{k}: {v}" for k, v in sorted(s["errors"].items())) or "0"
+    return (f"| {s['target']} | {s['operation']} | {s['concurrency']} | {s['prefill']} | {s['ok']} "
+            f"| {s['ops_per_s']:.0f} | {s['p50_ms']:.2f} | {s['p90_ms']:.2f} | {s['p99_ms']:.2f} "
+            f"| {errors} |")
+
+
+class Workload:
+    """Which call each request makes, with what ids. ``pick()`` returns (operation, id)."""
+
+    def __init__(self, operation: str, seed: int = 1):
+        self.operation = operation
+        self.tag = uuid.uuid4().hex[:8]
+        self.rng = random.Random(seed)
+        self.counter = 0
+        self.targets = [f"{self.tag}-v{i}" for i in range(VOTE_TARGETS)]
+
+    def new_id(self) -> str:
+        self.counter += 1
+        return f"{self.tag}-{self.counter}"
+
+    def pick(self) -> tuple[str, str]:
+        op = self.operation
+        if op == "mixed":
+            roll, acc = self.rng.random(), 0.0
+            for name, share in MIX:
+                acc += share
+                if roll < acc:
+                    op = name
+                    break
+        if op == "add":
+            return op, self.new_id()
+        if op in ("vote", "metadata"):
+            return op, self.rng.choice(self.targets)
+        return op, ""
+
+    def tracks_needed(self, requests: int, prefill: int) -> int:
+        """Tracks to queue before measuring: the prefill, plus what play_next will take."""
+        extra = requests if self.operation == "play_next" else (
+            requests // 5 if self.operation == "mixed" else 0)
+        return max(prefill, VOTE_TARGETS) + extra
+
+
+def prefill(redis_url: str, room: str, workload: Workload, count: int) -> None:
+    """Queue ``count`` tracks (20-character titles and artists) through the core's own add
+    script, pipelined: far faster than the API, and the same state."""
+    import redis
+
+    from shared.config import Settings
+    from shared.queue import Queue
+    from shared.validation import NewTrack
+
+    settings = Settings(redis_url=redis_url, max_queue=10_000_000)
+    plan = Queue(lambda command: command, settings)
+    client = redis.Redis.from_url(redis_url)
+    ids = workload.targets + [f"{workload.tag}-p{i}" for i in range(max(0, count - len(workload.targets)))]
+    started = time.monotonic()
+    for start in range(0, len(ids), 2000):
+        pipe = client.pipeline(transaction=False)
+        for track_id in ids[start:start + 2000]:
+            command = plan.add(room, NewTrack(track_id, "T" * 20, "A" * 20, 180), head=0)
+            pipe.execute_command("EVAL", command.script.source, *command.args)
+        pipe.execute()
+    client.close()
+    print(f"prefilled {len(ids)} tracks into room {room} in {time.monotonic() - started:.1f}s",
+          file=sys.stderr)
+
+
+def arguments(description: str, default_target: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--target", default=default_target, help="where to send the load")
+    parser.add_argument("--op", choices=OPERATIONS, default="add")
+    parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--requests", type=int, default=10_000, help="at most this many")
+    parser.add_argument("--duration", type=float, default=20.0, help="at most this many seconds")
+    parser.add_argument("--prefill", type=int, default=0, help="tracks queued before measuring")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0",
+                        help="where to prefill (the target's Redis)")
+    parser.add_argument("--room", default="", help="room to use (default: a new one)")
+    parser.add_argument("--warmup", type=int, default=200, help="requests before measuring")
+    parser.add_argument("--json", dest="json_out", help="also write the summary to this file")
+    parser.add_argument("--label", default="", help="name of the target in the output")
+    args = parser.parse_args()
+    args.room = args.room or f"bench-{uuid.uuid4().hex[:8]}"
+    return args
+
+
+def report(result: Result, json_out: str | None) -> dict:
+    summary = result.summary()
+    print(json.dumps(summary))
+    print(markdown_row(summary), file=sys.stderr)
+    if json_out:
+        with open(json_out, "w") as out:
+            json.dump(summary, out, indent=1)
+    return summary
