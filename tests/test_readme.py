@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
 import subprocess
+import sys
 import unittest
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .support import Http, admin_headers, api_url
+from .support import ADMIN_TOKEN, Http, admin_headers, api_url, grpc_target
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 PUBLIC = "http://localhost:8080"
@@ -78,3 +80,21 @@ class ReadmeExamples(unittest.TestCase):
                     self.assertEqual(reply.status, 200, line)
             except urllib.error.HTTPError as exc:
                 self.fail(f"{line}: {exc.code} {exc.read()!r}")
+
+
+class ReadmeCliExamples(unittest.TestCase):
+    def test_every_grpc_client_example(self):
+        target = grpc_target()
+        env = {**os.environ, "GRPC_TARGET": target, "ADMIN_TOKEN": ADMIN_TOKEN}
+        lines = [line for line in code_lines("python -m grpc_svc.client")
+                 if not line.split("#")[0].rstrip().endswith("watch") and "COMMAND" not in line]
+        self.assertGreaterEqual(len(lines), 14)
+        for command in (["clear"], ["--room", "party42", "clear"]):
+            subprocess.run([sys.executable, "-m", "grpc_svc.client", *command], env=env,
+                           cwd=README.parent, check=True, capture_output=True, timeout=30)
+        for line in lines:
+            argv = shlex.split(line, comments=True)
+            self.assertEqual(argv[:3], ["python", "-m", "grpc_svc.client"])
+            result = subprocess.run([sys.executable, *argv[1:]], env=env, cwd=README.parent,
+                                    capture_output=True, text=True, timeout=30)
+            self.assertEqual(result.returncode, 0, (line, result.stderr))
