@@ -23,16 +23,18 @@ from proto import queue_pb2 as pb
 from proto import queue_pb2_grpc as pb_grpc
 from shared.model import iso_time
 
-# Round robin over every address of the target, skipping nodes whose health is not
-# SERVING (a node that is shutting down drains that way).
-SERVICE_CONFIG = {"loadBalancingConfig": [{"round_robin": {}}],
-                  "healthCheckConfig": {"serviceName": "queue.QueueService"}}
-CHANNEL_OPTIONS = [("grpc.service_config", json.dumps(SERVICE_CONFIG))]
+# Round robin over every address of the target. With an explicit resolver scheme
+# (dns:///name:port, ipv4:a:p,b:q) the client balances over the nodes themselves, so it
+# also watches each one's health and skips those not SERVING (a node shutting down drains
+# that way). A plain host:port may be a load balancer, whose health is not one node's.
+BALANCED = {"loadBalancingConfig": [{"round_robin": {}}]}
+HEALTH_CHECKED = {**BALANCED, "healthCheckConfig": {"serviceName": "queue.QueueService"}}
 WATCH_RETRY = 1.0
 
 
 def channel(target: str) -> grpc.Channel:
-    return grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+    config = HEALTH_CHECKED if target.startswith(("dns:", "ipv4:", "ipv6:")) else BALANCED
+    return grpc.insecure_channel(target, options=[("grpc.service_config", json.dumps(config))])
 
 
 # -- rendering ----------------------------------------------------------------------------

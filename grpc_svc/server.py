@@ -6,7 +6,7 @@ default, it measured faster; see the README) and a sync thread-pool server
 ``x-node-id`` in the initial metadata of every call.
 
 On SIGTERM a node first drains: its health turns NOT_SERVING while it keeps serving, so
-clients that watch health (ours do: ``grpc_svc.client.CHANNEL_OPTIONS``) move their calls
+clients that watch health (ours do: ``grpc_svc.client.channel``) move their calls
 to other nodes; then it stops taking calls and lets the ones in flight finish. Stopping
 straight away would fail calls that had reached the node but not yet its handlers with
 CANCELLED (grpc/grpc#41785), which a client cannot tell from "maybe applied". The whole

@@ -137,9 +137,19 @@ def track_json(track: Track) -> dict:
     return out
 
 
+class Lifecycle:
+    """Set by the server (rest.__main__) when it stops: draining means every response
+    closes its connection, so the load balancer never reuses one that is about to go."""
+
+    draining = False
+
+
+_CLOSE = (b"connection", b"close")
+
+
 class NodeHeader:
-    """Pure ASGI middleware: X-Node-Id on every response, 413 before reading a body whose
-    declared length is over the cap."""
+    """Pure ASGI middleware: X-Node-Id on every response (and Connection: close while the
+    node drains), 413 before reading a body whose declared length is over the cap."""
 
     def __init__(self, app, node_id: str):
         self.app = app
@@ -152,7 +162,8 @@ class NodeHeader:
 
         async def send_with_header(message):
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), header]
+                extra = (header, _CLOSE) if Lifecycle.draining else (header,)
+                message["headers"] = [*message.get("headers", ()), *extra]
             await send(message)
 
         for name, value in scope["headers"]:

@@ -44,8 +44,44 @@ def local_cluster() -> Cluster:
     return _shared
 
 
+EXTERNAL_WAIT = 60.0  # seconds an external deployment gets to answer before tests fail
+_ready: set[str] = set()
+
+
+def _wait_external(target: str, probe) -> None:
+    """Give a deployment that is still starting (compose's test-runner may start first) a
+    minute; after that, the tests fail on their first request as usual."""
+    if target in _ready:
+        return
+    deadline = time.monotonic() + EXTERNAL_WAIT
+    while time.monotonic() < deadline:
+        try:
+            if probe():
+                break
+        except Exception:
+            pass
+        time.sleep(0.5)
+    _ready.add(target)
+
+
+def _rest_ready() -> bool:
+    import urllib.request
+
+    with urllib.request.urlopen(API_URL + "/readyz", timeout=2) as reply:
+        return reply.status == 200
+
+
+def _grpc_ready() -> bool:
+    import grpc
+
+    with grpc.insecure_channel(GRPC_TARGET) as channel:
+        grpc.channel_ready_future(channel).result(timeout=2)
+    return True
+
+
 def api_url() -> str:
     if API_URL:
+        _wait_external(API_URL, _rest_ready)
         return API_URL
     if GRPC_TARGET:
         raise unittest.SkipTest("API_URL is not set (testing an external gRPC deployment)")
@@ -54,6 +90,7 @@ def api_url() -> str:
 
 def grpc_target() -> str:
     if GRPC_TARGET:
+        _wait_external(GRPC_TARGET, _grpc_ready)
         return GRPC_TARGET
     if API_URL:
         raise unittest.SkipTest("GRPC_TARGET is not set (testing an external REST deployment)")

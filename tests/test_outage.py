@@ -128,7 +128,7 @@ class GrpcShutdown(unittest.TestCase):
         lock = threading.Lock()
 
         def client(n: int) -> None:
-            with grpc_channel(target) as channel:
+            with grpc_channel("ipv4:" + target) as channel:
                 stub = pb_grpc.QueueServiceStub(channel)
                 for i in range(10_000):
                     if stop.is_set():
