@@ -21,7 +21,8 @@ class Server(uvicorn.Server):
 
     On SIGTERM it stops accepting connections (the load balancer gets "connection refused"
     and, safely, tries another node), then for DRAIN_SECONDS keeps answering on the
-    connections it has, each response with ``Connection: close``. Closing a keep-alive
+    connections it has, each response with ``Connection: close`` (and live event streams
+    end, so their clients reconnect elsewhere). Closing a keep-alive
     connection under the load balancer's feet instead could lose a POST that was already on
     its way, which nginx must not resend. Then uvicorn's usual shutdown: in-flight requests
     finish (up to GRACE_SECONDS), idle connections close.
@@ -32,7 +33,7 @@ class Server(uvicorn.Server):
             server.close()
         for sock in sockets or []:
             sock.close()
-        Lifecycle.draining = True
+        Lifecycle.drain()
         deadline = time.monotonic() + DRAIN_SECONDS
         while self.server_state.connections and time.monotonic() < deadline and not self.force_exit:
             await asyncio.sleep(0.05)

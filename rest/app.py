@@ -13,17 +13,19 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from shared import errors, store, validation
 from shared.auth import check_admin
 from shared.config import Settings
+from shared.events import Hub
 from shared.queue import Change, Queue
 
-from . import pages
-from .http import (NodeHeader, JSONResponse, http_error, json_body, queue_error, server_error,
-                   track_json)
+from . import live, pages
+from .http import (JSONResponse, Lifecycle, NodeHeader, http_error, json_body, queue_error,
+                   server_error, track_json)
 from .openapi import openapi_json
 
 settings = Settings.from_env()
@@ -138,6 +140,13 @@ async def clear(request: Request) -> Response:
     return JSONResponse({"message": "Room cleared", "queue": []})
 
 
+async def events(request: Request) -> Response:
+    room = room_of(request)
+    stream = await live.open_stream(request.state.hub, queue_of(request), room,
+                                    request.headers.get("last-event-id"), settings.sse_heartbeat)
+    return StreamingResponse(stream, media_type="text/event-stream", headers=live.HEADERS)
+
+
 async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok", "node": settings.node_id})
 
@@ -166,6 +175,7 @@ ROOM_ENDPOINTS = [
     ("/now_playing", now_playing, ["GET"]),
     ("/history", history, ["GET"]),
     ("/clear", clear, ["POST"]),
+    ("/events", events, ["GET"]),
 ]
 
 routes = [
@@ -179,15 +189,20 @@ routes = [
     Route("/openapi.json", openapi, methods=["GET"]),
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
+    Mount("/static", StaticFiles(directory=pages.STATIC), name="static"),
 ]
 
 
 @contextlib.asynccontextmanager
 async def lifespan(app: Starlette):
     client = store.async_client(settings)
+    hub = Hub(settings)
+    Lifecycle.on_drain.append(hub.end_all)
     try:
-        yield {"queue": Queue(store.AsyncRunner(client), settings), "redis": client}
+        yield {"queue": Queue(store.AsyncRunner(client), settings), "redis": client, "hub": hub}
     finally:
+        Lifecycle.on_drain.remove(hub.end_all)
+        await hub.close()
         await client.aclose()
 
 

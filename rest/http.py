@@ -139,9 +139,17 @@ def track_json(track: Track) -> dict:
 
 class Lifecycle:
     """Set by the server (rest.__main__) when it stops: draining means every response
-    closes its connection, so the load balancer never reuses one that is about to go."""
+    closes its connection, so the load balancer never reuses one that is about to go, and
+    live streams end (their clients reconnect, through the load balancer, elsewhere)."""
 
     draining = False
+    on_drain: list = []
+
+    @classmethod
+    def drain(cls) -> None:
+        cls.draining = True
+        for callback in cls.on_drain:
+            callback()
 
 
 _CLOSE = (b"connection", b"close")

@@ -83,13 +83,16 @@ _ERRORS = {
 }
 
 
-def _query(name: str, schema: dict, description: str) -> dict:
-    return {"name": name, "in": "query", "required": False, "schema": schema,
-            "description": description}
+def _query(name: str, schema: dict, description: str, example=None) -> dict:
+    out = {"name": name, "in": "query", "required": False, "schema": schema,
+           "description": description}
+    if example is not None:
+        out["example"] = example
+    return out
 
 
-_PAGE = [_query("limit", {"type": "integer", "minimum": 1}, "How many (default: all)."),
-         _query("offset", {"type": "integer", "minimum": 0, "default": 0}, "How many to skip.")]
+_PAGE = [_query("limit", {"type": "integer", "minimum": 1}, "How many (default: all).", 10),
+         _query("offset", {"type": "integer", "minimum": 0, "default": 0}, "How many to skip.", 0)]
 _WRITE = [_query("head", {"type": "integer", "minimum": 0, "maximum": 100, "default": 25},
                  "How many tracks of the queue's head to return."),
           {"name": "Idempotency-Key", "in": "header", "required": False,
@@ -114,16 +117,16 @@ ROOM_ENDPOINTS = [
     ("/remove_track", "post", "Remove a queued track (host)", _WRITE, _ref("TrackRef"),
      _ref("WriteResult"), "400 401 403 404 413 422 503", True),
     ("/vote", "post", "Vote a queued track up or down", [
-        _query("id", _ID, "The track."),
+        _query("id", _ID, "The track.", 123),
         _query("up", {"type": "string", "enum": ["true", "false", "1", "0", "yes", "no"],
-                      "default": "true"}, "Up (default) or down."),
+                      "default": "true"}, "Up (default) or down.", "true"),
         _query("voter", {"type": "string", "maxLength": 64},
-               "One ballot per voter per track; omit for an anonymous vote."), *_WRITE],
+               "One ballot per voter per track; omit for an anonymous vote.", "ann"), *_WRITE],
      _ref("VoteBody"), _ref("WriteResult"), "400 404 413 422 503", False),
     ("/queue", "get", "The queue in play order (ETag: the room version)", _PAGE, None,
      {"type": "array", "items": _ref("Track")}, "400 422 503", False),
     ("/metadata/{track_id}", "get", "A queued, playing or played track", [
-        {"name": "track_id", "in": "path", "required": True, "schema": _ID}], None,
+        {"name": "track_id", "in": "path", "required": True, "schema": _ID, "example": 123}], None,
      _ref("Track"), "404 422 503", False),
     ("/play_next", "post", "Play the first track (host)", _WRITE, None, _ref("NowPlaying"),
      "401 403 409 503", True),
@@ -133,17 +136,26 @@ ROOM_ENDPOINTS = [
      {"type": "array", "items": _ref("Track")}, "400 422 503", False),
     ("/clear", "post", "Empty the room's queue, now playing and history (host)",
      _WRITE[1:], None, _ref("Message"), "401 403 503", True),
+    ("/events", "get", "Live changes as Server-Sent Events: a snapshot, then one event per "
+     "change (add, remove, vote, play, clear), each with the room version as its id; a "
+     "reconnect with Last-Event-ID gets a fresh snapshot only if it missed anything",
+     [{"name": "Last-Event-ID", "in": "header", "required": False,
+       "schema": {"type": "integer"}, "description": "The last version this client saw."}],
+     None, {"type": "string", "description": "text/event-stream"}, "503", False),
 ]
 
 _ROOM = {"name": "room", "in": "path", "required": True,
          "schema": {"type": "string", "pattern": r"^[A-Za-z0-9_-]{1,64}$"},
-         "description": "The room: " + validation.ROOM_RULE + "."}
+         "description": "The room: " + validation.ROOM_RULE + ".", "example": "party42"}
 
 
 def _operation(summary, parameters, body, success, codes, admin, room: bool) -> dict:
+    media = "text/event-stream" if success.get("description") == "text/event-stream" \
+        else "application/json"
     op = {"summary": summary,
           "parameters": ([_ROOM] if room else []) + list(parameters),
-          "responses": {"200": {"description": "OK", **_json(success)},
+          "responses": {"200": {"description": "OK",
+                                "content": {media: {"schema": success}}},
                         **{c: {"description": _ERRORS[c], **_json(_ref("Error"))}
                            for c in codes.split()}}}
     if body is not None:
@@ -166,6 +178,9 @@ def document() -> dict:
     paths["/rooms/{room}/"] = {"get": {"summary": "The web page of a room", "tags": ["pages"],
                                        "parameters": [_ROOM],
                                        "responses": {"200": {"description": "HTML", **text}}}}
+    paths["/rooms/{room}"] = {"get": {"summary": "Redirects to /rooms/{room}/", "tags": ["pages"],
+                                      "parameters": [_ROOM],
+                                      "responses": {"308": {"description": "to the page"}}}}
     paths["/docs"] = {"get": {"summary": "These docs, interactive", "tags": ["pages"],
                               "responses": {"200": {"description": "HTML", **text}}}}
     paths["/openapi.json"] = {"get": {"summary": "This document", "tags": ["pages"],

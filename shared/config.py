@@ -42,6 +42,8 @@ class Settings:
     grpc_port: int = 50051
     # Seconds a request may wait on Redis before the node answers 503 / UNAVAILABLE.
     redis_timeout: float = 0.75
+    # Seconds between keep-alive comments on an idle event stream.
+    sse_heartbeat: float = 10.0
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Settings":
@@ -58,4 +60,5 @@ class Settings:
             port=_int(env, "PORT", default.port, 1, 65535),
             grpc_port=_int(env, "GRPC_PORT", default.grpc_port, 1, 65535),
             redis_timeout=_int(env, "REDIS_TIMEOUT_MS", 750, 50, 60_000) / 1000,
+            sse_heartbeat=_int(env, "SSE_HEARTBEAT_MS", 10_000, 100, 15_000) / 1000,
         )

@@ -5,8 +5,8 @@ that made it (``shared.scripts``). A node holds ONE pub/sub connection, subscrib
 room's channel while at least one local listener (an SSE stream, a gRPC Watch) follows the
 room, decodes each event once, and hands it to every listener of the room.
 
-A listener receives ``Event`` objects in version order, or ``RESYNC``: "you may have
-missed changes, take a fresh snapshot". RESYNC comes after the subscription was lost and
+A listener receives ``Event`` objects in version order, ``RESYNC``: "you may have
+missed changes, take a fresh snapshot", or ``END`` when the node stops. RESYNC comes after the subscription was lost and
 made again (Redis restarted, network cut) and when a listener fell more than
 ``MAX_PENDING`` events behind (a slow client), so a slow or cut-off client costs bounded
 memory and still ends up right.
@@ -39,6 +39,7 @@ RECONNECT_DELAY = 0.25
 SUBSCRIBE_WAIT = 2.0
 
 RESYNC = "resync"
+END = "end"  # the node is stopping: finish the stream
 
 
 class Event:
@@ -139,6 +140,12 @@ class Hub:
             yield listener
         finally:
             self.leave(listener)
+
+    def end_all(self) -> None:
+        """Tell every listener to finish (the node is stopping)."""
+        for members in self._rooms.values():
+            for listener in members:
+                listener.queue.put_nowait(END)
 
     def listeners(self) -> int:
         return sum(len(members) for members in self._rooms.values())

@@ -186,6 +186,55 @@ class Http:
         return self.request("POST", path, body, **kwargs)
 
 
+class EventStream:
+    """A Server-Sent Events client: ``next()`` returns the next event as
+    ``{"event", "id", "data"}`` (data parsed as JSON), or ``{"comment": text}``."""
+
+    def __init__(self, base_url: str, path: str, last_event_id: int | None = None,
+                 timeout: float = 5.0):
+        parts = urllib.parse.urlsplit(base_url)
+        self.conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
+        headers = {"Accept": "text/event-stream"}
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = str(last_event_id)
+        self.conn.request("GET", path, headers=headers)
+        self.response = self.conn.getresponse()
+        self.headers = {k.lower(): v for k, v in self.response.getheaders()}
+        self.status = self.response.status
+
+    def next(self, timeout: float = 5.0) -> dict:
+        self.conn.sock.settimeout(timeout)
+        frame: dict = {}
+        while True:
+            line = self.response.readline()
+            if not line:
+                raise EOFError("the event stream ended")
+            line = line.decode().rstrip("\n")
+            if not line:
+                if frame:
+                    return frame
+                continue
+            if line.startswith(":"):
+                return {"comment": line[1:].strip()}
+            name, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if name == "data":
+                frame["data"] = json.loads(value)
+            elif name in ("event", "id", "retry"):
+                frame[name] = value
+
+    def next_event(self, timeout: float = 5.0) -> dict:
+        """The next real event, skipping comments and the retry hint."""
+        deadline = time.monotonic() + timeout
+        while True:
+            frame = self.next(max(0.05, deadline - time.monotonic()))
+            if "event" in frame:
+                return frame
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 def track(track_id, title: str = "Song Title", artist: str = "Artist Name",
           duration: int = 200) -> dict:
     return {"id": track_id, "title": title, "artist": artist, "duration": duration}

@@ -1,0 +1,290 @@
+// The queue page: live through Server-Sent Events, no framework, no build step.
+"use strict";
+
+const roomMatch = location.pathname.match(/^\/rooms\/([A-Za-z0-9_-]{1,64})\/?/);
+const ROOM = roomMatch ? roomMatch[1] : "default";
+const BASE = roomMatch ? `/rooms/${ROOM}` : "";
+const $ = (id) => document.getElementById(id);
+
+const state = { version: -1, queue: [], length: 0, now: null, history: [], clockOffset: 0 };
+
+// One voter id per browser: one ballot per track, whatever the tab.
+function randomHex(bytes) {
+  const values = crypto.getRandomValues(new Uint8Array(bytes));
+  return Array.from(values, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+const VOTER = localStorage.getItem("mq:voter") || `v-${randomHex(10)}`;
+localStorage.setItem("mq:voter", VOTER);
+const BALLOTS_KEY = `mq:ballots:${ROOM}`;
+const ballots = JSON.parse(localStorage.getItem(BALLOTS_KEY) || "{}");
+const ballotKey = (track) => `${track.id}@${track.added_at}`;
+
+// -- talking to the API ----------------------------------------------------------------
+
+async function api(method, path, body) {
+  const headers = {};
+  const token = sessionStorage.getItem("mq:admin");
+  if (token) headers["Authorization"] = `Bearer ${token}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(BASE + path, {
+      method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (err) {
+    throw new Error("the server cannot be reached; check your connection");
+  }
+  const node = response.headers.get("X-Node-Id");
+  if (node) $("node-id").textContent = node;
+  if (response.status === 304) return null;
+  const data = await response.json().catch(() => ({ detail: response.statusText }));
+  if (!response.ok) throw new Error(data.detail || `${response.status} ${response.statusText}`);
+  return data;
+}
+
+function showError(message) {
+  $("error-text").textContent = message;
+  $("error").hidden = false;
+}
+function clearError() { $("error").hidden = true; }
+
+async function attempt(action) {
+  try {
+    clearError();
+    return await action();
+  } catch (err) {
+    showError(err.message);
+    return null;
+  }
+}
+
+// -- rendering ------------------------------------------------------------------------
+
+function clock(seconds) {
+  if (!seconds && seconds !== 0) return "–";
+  seconds = Math.max(0, Math.floor(seconds));
+  const h = Math.floor(seconds / 3600), m = Math.floor((seconds % 3600) / 60), s = seconds % 60;
+  const ss = String(s).padStart(2, "0");
+  return h ? `${h}:${String(m).padStart(2, "0")}:${ss}` : `${m}:${ss}`;
+}
+const plural = (n, word) => `${n} ${word}${Math.abs(n) === 1 ? "" : "s"}`;
+
+function el(tag, props, ...children) {
+  const node = document.createElement(tag);
+  Object.assign(node, props || {});
+  for (const child of children) node.append(child);
+  return node;
+}
+
+function trackInfo(track, extra) {
+  const meta = `${track.artist} · ${track.duration ? clock(track.duration) : "length unknown"}`;
+  return el("div", { className: "info" },
+    el("div", { className: "title" }, track.title),
+    el("div", { className: "meta" }, extra ? `${meta} · ${extra}` : meta));
+}
+
+function voteButton(track, up) {
+  const mine = ballots[ballotKey(track)];
+  const label = `${up ? "Vote up" : "Vote down"} ${track.title}`;
+  const button = el("button", {
+    type: "button", className: `vote ${up ? "up" : "down"}`, textContent: up ? "▲" : "▼",
+    title: label,
+  });
+  button.setAttribute("aria-label", label);
+  button.setAttribute("aria-pressed", String(mine === (up ? 1 : -1)));
+  button.dataset.id = String(track.id);
+  button.dataset.up = String(up);
+  button.addEventListener("click", () => vote(track, up));
+  return button;
+}
+
+function renderQueue() {
+  const list = $("queue");
+  const focused = document.activeElement;
+  const refocus = focused && focused.classList.contains("vote")
+    ? [focused.dataset.id, focused.dataset.up] : null;
+  list.replaceChildren(...state.queue.map((track, i) => {
+    const count = el("span", { className: "count", textContent: String(track.votes) });
+    count.setAttribute("aria-label", plural(track.votes, "vote"));
+    const item = el("li", {}, el("span", { className: "pos", textContent: String(i + 1) }),
+      trackInfo(track),
+      el("div", { className: "votes" }, voteButton(track, true), count, voteButton(track, false)));
+    item.dataset.id = String(track.id);
+    return item;
+  }));
+  if (refocus) {
+    const again = list.querySelector(`button.vote[data-id="${CSS.escape(refocus[0])}"][data-up="${refocus[1]}"]`);
+    if (again) again.focus();
+  }
+  $("queue-empty").hidden = state.length > 0;
+  $("queue-count").textContent = state.length ? `(${state.length})` : "";
+  const more = state.length - state.queue.length;
+  $("queue-more").hidden = more <= 0;
+  $("queue-more").textContent = more > 0 ? `… and ${plural(more, "more track")}` : "";
+}
+
+function renderNow() {
+  const now = state.now;
+  $("now-empty").hidden = !!now;
+  $("now-track").hidden = !now;
+  if (!now) return;
+  $("now-title").textContent = now.title;
+  $("now-artist").textContent = now.artist;
+  $("now-duration").textContent = now.duration ? clock(now.duration) : "unknown";
+  $("now-votes").textContent = plural(now.votes, "vote");
+  tick();
+}
+
+function tick() {
+  const now = state.now;
+  if (!now) return;
+  const elapsed = (Date.now() + state.clockOffset - Date.parse(now.played_at)) / 1000;
+  const shown = now.duration ? Math.min(elapsed, now.duration) : elapsed;
+  $("now-elapsed").textContent = clock(shown);
+  $("now-bar").style.width = now.duration ? `${Math.min(100, (100 * elapsed) / now.duration)}%` : "0";
+}
+
+function renderHistory() {
+  $("history").replaceChildren(...state.history.slice(0, 20).map((track) => {
+    const at = new Date(track.played_at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    return el("li", {}, trackInfo(track, `played ${at}, ${plural(track.votes, "vote")}`));
+  }));
+  $("history-empty").hidden = state.history.length > 0;
+}
+
+// -- live updates ---------------------------------------------------------------------
+
+function applySnapshot(data) {
+  state.version = data.version;
+  state.queue = data.queue;
+  state.length = data.length;
+  state.now = data.now_playing;
+  state.clockOffset = Date.parse(data.server_time) - Date.now();
+  renderQueue();
+  renderNow();
+  api("GET", "/history?limit=20").then((history) => {
+    state.history = history || [];
+    renderHistory();
+  }).catch((err) => showError(err.message));
+}
+
+function applyChange(data) {
+  if (data.version <= state.version) return;
+  state.version = data.version;
+  state.queue = data.queue;
+  state.length = data.length;
+  if (data.type === "play") {
+    state.now = data.now_playing;
+    state.history.unshift(data.now_playing);
+    renderNow();
+    renderHistory();
+  } else if (data.type === "clear") {
+    state.now = null;
+    state.history = [];
+    renderNow();
+    renderHistory();
+  }
+  renderQueue();
+}
+
+function connect() {
+  const source = new EventSource(`${BASE}/events`);
+  source.addEventListener("open", () => { $("status").textContent = "live"; });
+  source.addEventListener("error", () => { $("status").textContent = "reconnecting…"; });
+  source.addEventListener("snapshot", (e) => applySnapshot(JSON.parse(e.data)));
+  for (const type of ["add", "remove", "vote", "play", "clear"]) {
+    source.addEventListener(type, (e) => applyChange(JSON.parse(e.data)));
+  }
+}
+
+// -- actions --------------------------------------------------------------------------
+
+function applyWrite(data) {
+  // The write's own reply carries the new head; the event with its version follows.
+  if (data && data.queue) {
+    state.queue = data.queue;
+    renderQueue();
+  }
+}
+
+async function vote(track, up) {
+  const data = await attempt(() => api("POST",
+    `/vote?id=${encodeURIComponent(track.id)}&up=${up}&voter=${encodeURIComponent(VOTER)}`));
+  if (!data) return;
+  ballots[ballotKey(track)] = up ? 1 : -1;
+  localStorage.setItem(BALLOTS_KEY, JSON.stringify(ballots));
+  applyWrite(data);
+}
+
+function parseDuration(text) {
+  text = text.trim();
+  if (!text) return 0;
+  const parts = text.split(":").map((p) => p.trim());
+  if (!parts.every((p) => /^\d+$/.test(p)) || parts.length > 3) return NaN;
+  return parts.reduce((total, p) => total * 60 + Number(p), 0);
+}
+
+async function addTrack(event) {
+  event.preventDefault();
+  // (not form.title / form.id: those are the form's own attributes)
+  const duration = parseDuration($("add-duration").value);
+  if (Number.isNaN(duration)) {
+    showError("Length: write it as minutes:seconds (3:20) or seconds (200).");
+    $("add-duration").focus();
+    return;
+  }
+  const body = {
+    id: $("add-id").value.trim() || `t-${randomHex(6)}`,
+    title: $("add-title").value, artist: $("add-artist").value, duration,
+  };
+  const data = await attempt(() => api("POST", "/add_track", body));
+  if (!data) return;
+  applyWrite(data);
+  event.target.reset();
+  $("add-title").focus();
+}
+
+async function playNext() {
+  const data = await attempt(() => api("POST", "/play_next"));
+  if (data) {
+    state.now = data.now_playing;
+    renderNow();
+  }
+}
+
+async function clearRoom() {
+  if (!confirm(`Empty the room "${ROOM}": its queue, now playing and history?`)) return;
+  await attempt(() => api("POST", "/clear"));
+}
+
+// -- start ----------------------------------------------------------------------------
+
+function start() {
+  $("room-name").textContent = ROOM === "default" ? "" : `· ${ROOM}`;
+  document.title = ROOM === "default" ? "Music queue" : `Music queue · ${ROOM}`;
+  const share = `${location.origin}/rooms/${ROOM}/`;
+  $("share-link").href = share;
+  $("share-link").textContent = share;
+  $("share-copy").addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(share);
+      $("share-copy").textContent = "Copied";
+    } catch (err) {
+      window.getSelection().selectAllChildren($("share-link"));
+      $("share-copy").textContent = "Press Ctrl+C";
+    }
+  });
+  $("admin-token").value = sessionStorage.getItem("mq:admin") || "";
+  $("admin-token").addEventListener("change", (e) => {
+    if (e.target.value) sessionStorage.setItem("mq:admin", e.target.value);
+    else sessionStorage.removeItem("mq:admin");
+  });
+  $("add-form").addEventListener("submit", addTrack);
+  $("play-next").addEventListener("click", playNext);
+  $("clear-room").addEventListener("click", clearRoom);
+  $("error-close").addEventListener("click", clearError);
+  setInterval(tick, 1000);
+  connect();
+}
+
+start();

@@ -1,0 +1,213 @@
+"""Headless Chromium driven over the DevTools protocol, standard library only.
+
+Chromium is started with ``--remote-debugging-pipe``: it reads commands from fd 3 and
+writes replies and events to fd 4, each a JSON message ended by a NUL byte. Enough of the
+protocol for the page tests and the README screenshot: open a page, evaluate JavaScript,
+click like a mouse, take a screenshot.
+
+    python -m tests.browser URL OUT.png [WIDTH HEIGHT]   # a screenshot
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-quic", "--disable-extensions", "--mute-audio", "--hide-scrollbars",
+         "--remote-debugging-pipe"]
+
+
+def chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+class BrowserError(Exception):
+    pass
+
+
+class Browser:
+    """One headless Chromium with one page. Use as a context manager."""
+
+    def __init__(self, width: int = 1000, height: int = 1400, mobile: bool = False):
+        binary = chromium()
+        if binary is None:
+            raise BrowserError("chromium is not installed (apt-get install -y chromium)")
+        self.profile = tempfile.mkdtemp(prefix="mq-chromium-")
+        to_chrome_r, self._to_chrome = os.pipe()
+        self._from_chrome, from_chrome_w = os.pipe()
+
+        def plumbing() -> None:  # in the child, before exec
+            # copy first: the pipe's own fds may be 3 or 4 already
+            reading, writing = os.dup(to_chrome_r), os.dup(from_chrome_w)
+            os.dup2(reading, 3)  # dup2 makes them inheritable across exec
+            os.dup2(writing, 4)
+            os.setsid()
+
+        self.process = subprocess.Popen(
+            [binary, *FLAGS, f"--user-data-dir={self.profile}",
+             f"--window-size={width},{height}", "about:blank"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            close_fds=False, preexec_fn=plumbing)
+        os.close(to_chrome_r)
+        os.close(from_chrome_w)
+        self._ids = itertools.count(1)
+        self._replies: dict[int, queue.Queue] = {}
+        self.events: queue.Queue = queue.Queue()
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        self.session = self.send("Target.attachToTarget",
+                                 {"targetId": target, "flatten": True})["sessionId"]
+        self.page("Page.enable")
+        self.page("Runtime.enable")
+        self.page("Emulation.setDeviceMetricsOverride",
+                  {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile})
+
+    # -- protocol ---------------------------------------------------------------------
+
+    def _read(self) -> None:
+        buffer = b""
+        while True:
+            try:
+                chunk = os.read(self._from_chrome, 1 << 16)
+            except OSError:
+                return
+            if not chunk:
+                return
+            buffer += chunk
+            while b"\0" in buffer:
+                raw, buffer = buffer.split(b"\0", 1)
+                message = json.loads(raw)
+                if "id" in message and message["id"] in self._replies:
+                    self._replies[message["id"]].put(message)
+                else:
+                    self.events.put(message)
+
+    def send(self, method: str, params: dict | None = None, session: str | None = None,
+             timeout: float = 15.0) -> dict:
+        message_id = next(self._ids)
+        reply: queue.Queue = queue.Queue()
+        self._replies[message_id] = reply
+        message = {"id": message_id, "method": method, "params": params or {}}
+        if session:
+            message["sessionId"] = session
+        with self._lock:
+            os.write(self._to_chrome, json.dumps(message).encode() + b"\0")
+        try:
+            answer = reply.get(timeout=timeout)
+        except queue.Empty:
+            raise BrowserError(f"{method}: no answer within {timeout:.0f}s") from None
+        finally:
+            del self._replies[message_id]
+        if "error" in answer:
+            raise BrowserError(f"{method}: {answer['error'].get('message')}")
+        return answer.get("result", {})
+
+    def page(self, method: str, params: dict | None = None, timeout: float = 15.0) -> dict:
+        return self.send(method, params, self.session, timeout)
+
+    # -- what tests use ---------------------------------------------------------------
+
+    def open(self, url: str) -> None:
+        result = self.page("Page.navigate", {"url": url})
+        if result.get("errorText"):
+            raise BrowserError(f"cannot open {url}: {result['errorText']}")
+        self.wait_for("document.readyState === 'complete'", what=f"{url} to load")
+
+    def js(self, expression: str):
+        result = self.page("Runtime.evaluate", {"expression": expression, "returnByValue": True,
+                                                "awaitPromise": True})
+        if "exceptionDetails" in result:
+            raise BrowserError(f"{expression}: {result['exceptionDetails'].get('text')} "
+                               f"{result['exceptionDetails'].get('exception', {}).get('description', '')}")
+        return result["result"].get("value")
+
+    def wait_for(self, expression: str, timeout: float = 5.0, what: str = "") -> float:
+        """Poll a JavaScript condition until it is truthy; returns the seconds it took."""
+        started = time.monotonic()
+        while True:
+            if self.js(f"Boolean({expression})"):
+                return time.monotonic() - started
+            if time.monotonic() - started > timeout:
+                raise BrowserError(f"timed out after {timeout:.0f}s waiting for {what or expression}")
+            time.sleep(0.02)
+
+    def click(self, selector: str) -> None:
+        """A real mouse click (pressed and released) in the middle of the element."""
+        box = self.js(f"""(() => {{
+            const el = document.querySelector({json.dumps(selector)});
+            if (!el) return null;
+            el.scrollIntoView({{block: 'center'}});
+            const r = el.getBoundingClientRect();
+            return [r.x + r.width / 2, r.y + r.height / 2];
+        }})()""")
+        if box is None:
+            raise BrowserError(f"nothing matches {selector}")
+        for kind in ("mousePressed", "mouseReleased"):
+            self.page("Input.dispatchMouseEvent", {"type": kind, "x": box[0], "y": box[1],
+                                                   "button": "left", "clickCount": 1})
+
+    def type_into(self, selector: str, text: str) -> None:
+        self.js(f"document.querySelector({json.dumps(selector)}).focus()")
+        self.page("Input.insertText", {"text": text})
+
+    def screenshot(self, path: str) -> None:
+        data = self.page("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": False})
+        with open(path, "wb") as out:
+            out.write(base64.b64decode(data["data"]))
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            try:
+                self.send("Browser.close", timeout=3)
+            except (BrowserError, OSError):
+                pass
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(5)
+        for fd in (self._to_chrome, self._from_chrome):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+    def __enter__(self) -> "Browser":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def main(argv: list[str]) -> int:
+    url, out = argv[1], argv[2]
+    width, height = (int(argv[3]), int(argv[4])) if len(argv) > 4 else (1000, 1400)
+    with Browser(width, height) as browser:
+        browser.open(url)
+        time.sleep(1.0)
+        browser.screenshot(out)
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,98 @@
+"""/openapi.json matches the app, every documented example request succeeds, and /docs
+is interactive (in Chromium, when it is installed)."""
+
+from __future__ import annotations
+
+import json
+import unittest
+import urllib.parse
+
+from .browser import Browser, chromium
+from .support import EventStream, Http, admin_headers, api_url, unique
+
+PAGES = {"/", "/docs", "/openapi.json", "/rooms/{room}/", "/rooms/{room}"}
+
+
+class OpenApi(unittest.TestCase):
+    def setUp(self) -> None:
+        self.http = Http(api_url())
+        self.addCleanup(self.http.close)
+        self.doc = self.http.get("/openapi.json").json()
+
+    def test_every_route_of_the_app_is_documented(self):
+        from starlette.routing import Route
+
+        from rest.app import routes
+
+        documented = {(path, method.upper()) for path, ops in self.doc["paths"].items()
+                      for method in ops}
+        for route in routes:
+            if not isinstance(route, Route):
+                continue  # the /static mount
+            for method in route.methods - {"HEAD"}:
+                self.assertIn((route.path, method), documented)
+        self.assertEqual({p for p, _ in documented} - {r.path for r in routes if isinstance(r, Route)},
+                         set(), "documented paths the app does not have")
+
+    def example_request(self, path: str, method: str, op: dict, room: str):
+        query, headers = {}, admin_headers()
+        for param in op.get("parameters", []):
+            value = param.get("example")
+            if param["name"] == "room":
+                value = room
+            if value is None:
+                continue
+            if param["in"] == "path":
+                path = path.replace("{" + param["name"] + "}", urllib.parse.quote(str(value)))
+            elif param["in"] == "query":
+                query[param["name"]] = value
+            elif param["in"] == "header":
+                headers[param["name"]] = str(value)
+        if query:
+            path += "?" + urllib.parse.urlencode(query)
+        body = None
+        if "requestBody" in op:
+            ref = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+            body = self.doc["components"]["schemas"][ref.rsplit("/", 1)[1]].get("example")
+        return path, headers, body
+
+    def test_every_documented_example_request_succeeds(self):
+        new_track = self.doc["components"]["schemas"]["NewTrack"]["example"]
+        ran = 0
+        for path, ops in self.doc["paths"].items():
+            for method, op in ops.items():
+                room = unique("docs") if "{room}" in path else "default"
+                at = "" if room == "default" else f"/rooms/{room}"
+                self.http.post(f"{at}/clear", headers=admin_headers())
+                if path.endswith(("/remove_track", "/vote", "/play_next", "/metadata/{track_id}")):
+                    self.http.post(f"{at}/add_track", new_track)  # what the example acts on
+                url, headers, body = self.example_request(path, method, op, room)
+                if path.endswith("/events"):
+                    stream = EventStream(api_url(), url)
+                    self.assertEqual(stream.status, 200, url)
+                    self.assertEqual(stream.next_event()["event"], "snapshot")
+                    stream.close()
+                else:
+                    reply = self.http.request(method.upper(), url, body, headers=headers)
+                    expected = int(next(iter(op["responses"])))
+                    self.assertEqual(reply.status, expected, (method, url, reply.body[:200]))
+                ran += 1
+        self.assertGreaterEqual(ran, 2 * 10 + 6)
+
+
+@unittest.skipIf(chromium() is None, "chromium is not installed (apt-get install -y chromium)")
+class DocsPage(unittest.TestCase):
+    def test_an_endpoint_can_be_tried_from_the_docs(self):
+        with Browser() as browser:
+            browser.open(api_url() + "/docs")
+            browser.wait_for("document.querySelectorAll('details.op').length > 20",
+                             what="the operations")
+            summary = "[...document.querySelectorAll('details.op')].find(d => d.querySelector('.path').textContent === '/rooms/{room}/add_track')"
+            browser.js(f"{summary}.open = true")
+            browser.js(f"{summary}.querySelector('input[name=room]').value = '{unique('docs')}'")
+            browser.js(f"{summary}.querySelector('button').click()")
+            browser.wait_for(f"{summary}.querySelector('pre.answer').textContent.startsWith('200')",
+                             what="the answer")
+            answer = browser.js(f"{summary}.querySelector('pre.answer').textContent")
+            self.assertIn('"message": "Track added"', answer)
+            self.assertIn('"title": "Song Title"', answer)

@@ -1,0 +1,98 @@
+"""The web page in a real headless Chromium: it renders the room, follows changes made
+through the API without a reload, and votes with the mouse."""
+
+from __future__ import annotations
+
+import json
+import unittest
+
+from .browser import Browser, BrowserError, chromium
+from .support import Http, admin_headers, api_url, track, unique
+
+
+@unittest.skipIf(chromium() is None, "chromium is not installed (apt-get install -y chromium)")
+class WebPage(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.base = api_url()
+        cls.browser = Browser(width=420, height=1600, mobile=True)
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.browser.close()
+
+    def setUp(self) -> None:
+        self.room = unique("page")
+        self.http = Http(self.base)
+        self.addCleanup(self.http.close)
+        self.browser.open(f"{self.base}/rooms/{self.room}/")
+        self.browser.wait_for("document.getElementById('status').textContent === 'live'",
+                              what="the event stream to connect")
+
+    def text(self, selector: str) -> str:
+        return self.browser.js(f"document.querySelector({json.dumps(selector)})?.textContent ?? null")
+
+    def item(self, track_id: str) -> str:
+        return f'#queue li[data-id="{track_id}"]'
+
+    def test_a_track_added_over_the_api_appears_without_a_reload(self):
+        self.browser.js("window.marker = 'same page'")
+        self.http.post(f"/rooms/{self.room}/add_track", track("api1", title="From the API"))
+        took = self.browser.wait_for(f"document.querySelector('{self.item('api1')}')",
+                                     timeout=3, what="the new track to appear")
+        self.assertLess(took, 1.5)
+        self.assertIn("From the API", self.text(self.item("api1")))
+        self.assertEqual(self.browser.js("window.marker"), "same page")  # no reload
+
+    def test_clicking_a_vote_button_changes_the_count(self):
+        self.http.post(f"/rooms/{self.room}/add_track", track("v1", title="Vote me"))
+        self.browser.wait_for(f"document.querySelector('{self.item('v1')}')")
+        up = f'{self.item("v1")} button.vote.up'
+        self.browser.click(up)
+        self.browser.wait_for(f"document.querySelector('{self.item('v1')} .count').textContent === '1'",
+                              what="the count to become 1")
+        self.assertEqual(self.browser.js(f"document.querySelector('{up}').getAttribute('aria-pressed')"),
+                         "true")
+        self.assertEqual(self.http.get(f"/rooms/{self.room}/metadata/v1").json()["votes"], 1)
+        self.browser.click(up)  # this browser's ballot is already up: nothing changes
+        self.browser.click(f'{self.item("v1")} button.vote.down')  # flips it: 1 -> -1
+        self.browser.wait_for(f"document.querySelector('{self.item('v1')} .count').textContent === '-1'",
+                              what="the count to become -1")
+        self.assertEqual(self.http.get(f"/rooms/{self.room}/metadata/v1").json()["votes"], -1)
+
+    def test_the_add_form_now_playing_and_history(self):
+        self.browser.type_into("#add-title", "Typed In")
+        self.browser.type_into("#add-artist", "The Keyboard")
+        self.browser.type_into("#add-duration", "3:05")
+        self.browser.type_into("#add-id", "form1")
+        self.browser.click("#add-submit")
+        self.browser.wait_for(f"document.querySelector('{self.item('form1')}')", what="the form's track")
+        added = self.http.get(f"/rooms/{self.room}/metadata/form1").json()
+        self.assertEqual((added["title"], added["artist"], added["duration"]),
+                         ("Typed In", "The Keyboard", 185))
+        self.http.post(f"/rooms/{self.room}/play_next", headers=admin_headers())
+        self.browser.wait_for("document.getElementById('now-title').textContent === 'Typed In'",
+                              what="now playing")
+        self.browser.wait_for("document.querySelectorAll('#history li').length === 1",
+                              what="the history")
+        self.assertEqual(self.text("#now-duration"), "3:05")
+
+    def test_errors_from_the_api_are_shown(self):
+        self.http.post(f"/rooms/{self.room}/add_track", track("dup"))
+        self.browser.type_into("#add-title", "Again")
+        self.browser.type_into("#add-artist", "Someone")
+        self.browser.type_into("#add-id", "dup")
+        self.browser.click("#add-submit")
+        self.browser.wait_for("!document.getElementById('error').hidden", what="the error")
+        self.assertIn("already in the queue", self.text("#error-text"))
+
+    def test_controls_are_labelled(self):
+        self.http.post(f"/rooms/{self.room}/add_track", track("l1", title="Labelled"))
+        self.browser.wait_for(f"document.querySelector('{self.item('l1')}')")
+        unlabelled = self.browser.js("""[...document.querySelectorAll('button, input')]
+            .filter(el => !(el.getAttribute('aria-label') || el.labels?.length || el.textContent.trim()))
+            .map(el => el.outerHTML)""")
+        self.assertEqual(unlabelled, [])
+        self.assertEqual(self.browser.js(
+            f"document.querySelector('{self.item('l1')} button.vote.up').getAttribute('aria-label')"),
+            "Vote up Labelled")
