@@ -3,17 +3,65 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import sys
 import time
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .http import Lifecycle
 
 DRAIN_SECONDS = 3.0
 GRACE_SECONDS = 8.0
+
+
+class _CoalescingTransport:
+    """A transport whose writes within one event-loop turn go out in one syscall: uvicorn
+    writes a response's head and body separately, and sockets writes were a fifth of a
+    node's CPU in a profile."""
+
+    __slots__ = ("_transport", "_loop", "_pending")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop):
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not self._pending:
+            self._loop.call_soon(self._flush)
+        self._pending.append(data)
+
+    def _flush(self) -> None:
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            if not self._transport.is_closing():
+                self._transport.write(data)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._pending.clear()
+        self._transport.abort()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def __getattr__(self, name: str):
+        return getattr(self._transport, name)
+
+
+class HttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol over a coalescing transport."""
+
+    def connection_made(self, transport) -> None:  # type: ignore[override]
+        super().connection_made(_CoalescingTransport(transport, self.loop))
 
 
 class Server(uvicorn.Server):
@@ -48,7 +96,7 @@ def main() -> int:
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        http=HttpProtocol,
         lifespan="on",
         access_log=False,
         server_header=False,
@@ -60,6 +108,12 @@ def main() -> int:
         timeout_keep_alive=75,
         timeout_graceful_shutdown=GRACE_SECONDS,
     )
+    # Requests allocate many short-lived objects; collecting the youngest generation every
+    # 700 allocations cost a fifth of the throughput and most of the tail latency.
+    # Objects that survive start-up are frozen out of collections altogether.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
     Server(config).run()
     return 0
 

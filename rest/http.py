@@ -39,14 +39,18 @@ class BodyTooLarge(errors.QueueError):
 STATUS[BodyTooLarge] = 413
 
 
+def dumps(content) -> bytes:
+    try:
+        return orjson.dumps(content)
+    except orjson.JSONEncodeError:  # ids of more than 19 digits are bigger than int64
+        return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 class JSONResponse(Response):
     media_type = "application/json"
 
     def render(self, content) -> bytes:
-        try:
-            return orjson.dumps(content)
-        except orjson.JSONEncodeError:  # ids of more than 19 digits are bigger than int64
-            return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
+        return content if isinstance(content, bytes) else dumps(content)
 
 
 def error_response(status: int, detail: str, headers: dict | None = None) -> JSONResponse:
@@ -121,6 +125,21 @@ def rest_id(track_id: str):
     if track_id.isdigit() and (track_id[0] != "0" or track_id == "0"):
         return int(track_id)
     return track_id
+
+
+def track_bytes(track: Track | None) -> bytes:
+    """The track as JSON, rendered once per decoded track (tracks are shared, see
+    shared.model.queued_track), so a queue head costs a join, not 25 encodings."""
+    if track is None:
+        return b"null"
+    rendered = track.cache.get("rest")
+    if rendered is None:
+        rendered = track.cache["rest"] = dumps(track_json(track))
+    return rendered
+
+
+def tracks_bytes(tracks) -> bytes:
+    return b"[" + b",".join([track_bytes(t) for t in tracks]) + b"]"
 
 
 def track_json(track: Track) -> dict:

@@ -13,42 +13,35 @@ from __future__ import annotations
 import asyncio
 import time
 
-import orjson
-
 from shared import errors
 from shared.events import END, RESYNC, Event, Hub, Listener
 from shared.model import iso_time
 from shared.queue import Queue, Snapshot
 
-from .http import track_json
+from .http import track_bytes, tracks_bytes
 
 RETRY_SNAPSHOT = 0.5
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-def _frame(version: int, kind: str, body: dict) -> bytes:
-    return b"id: %d\nevent: %s\ndata: %s\n\n" % (version, kind.encode(), orjson.dumps(body))
-
-
 def snapshot_frame(snapshot: Snapshot) -> bytes:
-    now = snapshot.now_playing
-    return _frame(snapshot.version, "snapshot", {
-        "type": "snapshot", "version": snapshot.version, "length": snapshot.length,
-        "queue": [track_json(t) for t in snapshot.head],
-        "now_playing": track_json(now) if now else None,
-        "server_time": iso_time(int(time.time() * 1000)),
-    })
+    v = snapshot.version
+    return (b'id: %d\nevent: snapshot\ndata: {"type":"snapshot","version":%d,"length":%d,'
+            b'"queue":%s,"now_playing":%s,"server_time":"%s"}\n\n'
+            % (v, v, snapshot.length, tracks_bytes(snapshot.head),
+               track_bytes(snapshot.now_playing), iso_time(int(time.time() * 1000)).encode()))
 
 
 def event_frame(event: Event) -> bytes:
     change = event.change
-    body = {"type": change.kind, "version": change.version, "length": change.length,
-            "queue": [track_json(t) for t in change.head]}
+    v, kind = change.version, change.kind.encode()
+    extra = b""
     if change.track is not None:
-        body["track"] = track_json(change.track)
+        extra = b',"track":%s' % track_bytes(change.track)
         if change.kind == "play":
-            body["now_playing"] = body["track"]
-    return _frame(change.version, change.kind, body)
+            extra += b',"now_playing":%s' % track_bytes(change.track)
+    return (b'id: %d\nevent: %s\ndata: {"type":"%s","version":%d,"length":%d,"queue":%s%s}\n\n'
+            % (v, kind, kind, v, change.length, tracks_bytes(change.head), extra))
 
 
 def _last_event_id(header: str | None) -> int | None:

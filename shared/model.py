@@ -12,7 +12,7 @@ Times are Unix milliseconds from Redis's clock, so every node agrees on them.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 SEP = "\x1f"
 SEQ_WIDTH = 12  # the queue member is the zero-padded add sequence number, then the id
@@ -20,6 +20,9 @@ SEQ_WIDTH = 12  # the queue member is the zero-padded add sequence number, then 
 
 @dataclass(slots=True)
 class Track:
+    """A track as read from Redis. Instances are shared (see ``queued_track``): never
+    change one; ``cache`` keeps what each front door rendered of it."""
+
     id: str
     title: str
     artist: str
@@ -27,6 +30,7 @@ class Track:
     votes: int = 0
     added_at: int = 0
     played_at: int | None = None
+    cache: dict = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def queued(cls, track_id: str, score: str | float, record: str) -> "Track":
@@ -37,6 +41,33 @@ class Track:
     def played(cls, record: str) -> "Track":
         track_id, title, artist, duration, added_at, votes, played_at = record.split(SEP)
         return cls(track_id, title, artist, int(duration), int(votes), int(added_at), int(played_at))
+
+
+# The head of a queue changes a little between requests and is read again and again, so
+# decoded tracks are kept, keyed by exactly what Redis returned: the same key can only mean
+# the same track. Bounded: cleared when full.
+_KEPT = 20_000
+_queued: dict[tuple, Track] = {}
+_played: dict[str, Track] = {}
+
+
+def queued_track(track_id: str, score: str, record: str) -> Track:
+    key = (track_id, score, record)
+    track = _queued.get(key)
+    if track is None:
+        if len(_queued) >= _KEPT:
+            _queued.clear()
+        track = _queued[key] = Track.queued(track_id, score, record)
+    return track
+
+
+def played_track(record: str) -> Track:
+    track = _played.get(record)
+    if track is None:
+        if len(_played) >= _KEPT:
+            _played.clear()
+        track = _played[record] = Track.played(record)
+    return track
 
 
 def _int(score: str | float) -> int:

@@ -20,7 +20,7 @@ from . import keys, scripts, validation
 from .config import Settings
 from .errors import (DuplicateTrack, IdempotencyKeyReused, QueueEmpty, QueueFull,
                      TrackNotFound)
-from .model import Track
+from .model import Track, played_track, queued_track
 from .validation import NewTrack
 
 RS = "\x1e"
@@ -65,24 +65,28 @@ _TRACK_FIELDS = {"add": 3, "remove": 3, "vote": 3, "play": 1, "clear": 0}
 
 
 def decode_change(reply: list) -> Change:
-    """Decode a write script's successful reply (or a published event split on RS)."""
+    """Decode a write script's successful reply (or a published event split on RS: then
+    the head's triples follow the fixed fields instead of coming as one string)."""
     kind = reply[1]
     width = _TRACK_FIELDS[kind]
     if width == 3:
-        track = Track.queued(reply[4], reply[5], reply[6])
+        track = queued_track(reply[4], reply[5], reply[6])
     elif width == 1:
-        track = Track.played(reply[4])
+        track = played_track(reply[4])
     else:
         track = None
-    return Change(kind, int(reply[2]), int(reply[3]), track, _tracks(reply, 4 + width))
+    head = reply[4 + width:]
+    return Change(kind, int(reply[2]), int(reply[3]), track,
+                  _tracks(head[0].split(RS) if len(head) == 1 else head))
 
 
 def decode_event(payload: str) -> Change:
     return decode_change(payload.split(RS))
 
 
-def _tracks(reply: list, start: int) -> list[Track]:
-    return [Track.queued(reply[i], reply[i + 1], reply[i + 2]) for i in range(start, len(reply), 3)]
+def _tracks(parts: list) -> list[Track]:
+    """Tracks from id, score, record triples; [''] (an empty head) gives none."""
+    return [queued_track(parts[i], parts[i + 1], parts[i + 2]) for i in range(0, len(parts) - 2, 3)]
 
 
 class Queue:
@@ -166,7 +170,7 @@ class Queue:
         k = keys.room_keys(room)
 
         def decode(reply: list) -> Page:
-            return Page(int(reply[0]), int(reply[1]), _tracks(reply, 2))
+            return Page(int(reply[0]), int(reply[1]), _tracks(reply[2].split(RS)))
 
         return self._run(Command(scripts.PAGE, (3, k.queue, k.tracks, k.version, offset,
                                                 -1 if limit is None else limit), decode))
@@ -177,9 +181,9 @@ class Queue:
 
         def decode(reply: list) -> Track:
             if reply[0] == "queued":
-                return Track.queued(track_id, reply[1], reply[2])
+                return queued_track(track_id, reply[1], reply[2])
             if reply[0] == "played":
-                return Track.played(reply[1])
+                return played_track(reply[1])
             raise TrackNotFound(track_id, "queued, playing or in the history")
 
         return self._run(Command(scripts.METADATA, (3, k.queue, k.tracks, k.played, track_id),
@@ -200,8 +204,8 @@ class Queue:
         k = keys.room_keys(room)
 
         def decode(reply: list) -> Snapshot:
-            now = Track.played(reply[2]) if reply[2] else None
-            return Snapshot(int(reply[0]), int(reply[1]), now, _tracks(reply, 3))
+            now = played_track(reply[2]) if reply[2] else None
+            return Snapshot(int(reply[0]), int(reply[1]), now, _tracks(reply[3].split(RS)))
 
         return self._run(Command(scripts.SNAPSHOT, (4, k.queue, k.tracks, k.now, k.version, head),
                                  decode))
@@ -212,8 +216,8 @@ class Queue:
 
 
 def _played_or_none(raw: str | None) -> Track | None:
-    return None if raw is None else Track.played(raw)
+    return None if raw is None else played_track(raw)
 
 
 def _played_list(raw: list) -> list[Track]:
-    return [Track.played(entry) for entry in raw]
+    return [played_track(entry) for entry in raw]

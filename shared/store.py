@@ -1,17 +1,17 @@
 """Runners: execute a ``queue.Command`` against Redis in one round trip.
 
-Redis trouble (unreachable, timed out, loading, out of memory) becomes ``StoreUnavailable``
-within the configured timeout, never a hang. Nothing is retried automatically: a write
-whose reply was lost may have been applied, so a retry is the client's decision (and safe
-with an idempotency key). A connection that broke is dropped by the pool and the next call
-dials again, so a node recovers by itself when Redis is back.
+The asyncio runner (REST, grpc.aio) uses one pipelined connection per node
+(``shared.redis_pipe``); the sync runner (the thread-pool gRPC server) uses redis-py's
+blocking pool. Redis trouble (unreachable, timed out, loading, out of memory) becomes
+``StoreUnavailable`` within the configured timeout, never a hang. Nothing is retried
+automatically: a write whose reply was lost may have been applied, so a retry is the
+client's decision (and safe with an idempotency key). A broken connection is dropped and
+the next call dials again, so a node recovers by itself when Redis is back.
 """
 
 from __future__ import annotations
 
 import redis
-import redis.asyncio
-from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError, NoScriptError, ResponseError, TimeoutError
 from redis.retry import Retry
@@ -19,6 +19,7 @@ from redis.retry import Retry
 from .config import Settings
 from .errors import StoreUnavailable
 from .queue import Command
+from .redis_pipe import PipelinedRedis, ReplyError
 
 # Replies that mean "Redis cannot serve right now", not "your request is wrong".
 _TRANSIENT = ("LOADING", "BUSY", "OOM", "MISCONF", "READONLY", "MASTERDOWN", "TRYAGAIN",
@@ -32,10 +33,8 @@ def _pool_options(settings: Settings) -> dict:
                 timeout=settings.redis_timeout, health_check_interval=0)
 
 
-def async_client(settings: Settings) -> redis.asyncio.Redis:
-    pool = redis.asyncio.BlockingConnectionPool.from_url(
-        settings.redis_url, retry=AsyncRetry(NoBackoff(), 0), **_pool_options(settings))
-    return redis.asyncio.Redis(connection_pool=pool)
+def async_client(settings: Settings) -> PipelinedRedis:
+    return PipelinedRedis(settings.redis_url, settings.redis_timeout)
 
 
 def sync_client(settings: Settings) -> redis.Redis:
@@ -56,21 +55,25 @@ def unavailable(exc: Exception) -> StoreUnavailable | None:
 
 
 class AsyncRunner:
-    def __init__(self, client: redis.asyncio.Redis):
+    def __init__(self, client: PipelinedRedis):
         self.client = client
 
     async def __call__(self, command: Command):
-        execute = self.client.execute_command
+        execute = self.client.execute
         try:
             if command.script is None:
                 raw = await execute(*command.args)
             else:
                 try:
                     raw = await execute("EVALSHA", command.script.sha, *command.args)
-                except NoScriptError:
+                except ReplyError as exc:
+                    if not str(exc).startswith("NOSCRIPT"):
+                        raise
                     raw = await execute("EVAL", command.script.source, *command.args)
-        except (ConnectionError, TimeoutError, ResponseError) as exc:
-            raise unavailable(exc) or exc from exc
+        except ReplyError as exc:
+            if str(exc).startswith(_TRANSIENT):
+                raise StoreUnavailable(str(exc).split(" ", 1)[0].lower()) from exc
+            raise
         return command.decode(raw)
 
 

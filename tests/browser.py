@@ -11,6 +11,7 @@ click like a mouse, take a screenshot.
 from __future__ import annotations
 
 import base64
+import fcntl
 import itertools
 import json
 import os
@@ -53,16 +54,19 @@ class Browser:
         self._from_chrome, from_chrome_w = os.pipe()
 
         def plumbing() -> None:  # in the child, before exec
-            # copy first: the pipe's own fds may be 3 or 4 already
-            reading, writing = os.dup(to_chrome_r), os.dup(from_chrome_w)
-            os.dup2(reading, 3)  # dup2 makes them inheritable across exec
+            # Copy both above 10 first: a pipe end may itself be fd 3 or 4, and dup2 onto
+            # the same number would keep its close-on-exec flag.
+            reading = fcntl.fcntl(to_chrome_r, fcntl.F_DUPFD, 10)
+            writing = fcntl.fcntl(from_chrome_w, fcntl.F_DUPFD, 10)
+            os.dup2(reading, 3)  # inheritable across exec
             os.dup2(writing, 4)
             os.setsid()
 
+        self.log = open(os.path.join(self.profile, "chromium.log"), "wb")
         self.process = subprocess.Popen(
             [binary, *FLAGS, f"--user-data-dir={self.profile}",
              f"--window-size={width},{height}", "about:blank"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
             close_fds=False, preexec_fn=plumbing)
         os.close(to_chrome_r)
         os.close(from_chrome_w)
@@ -184,6 +188,7 @@ class Browser:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(5)
+        self.log.close()
         for fd in (self._to_chrome, self._from_chrome):
             try:
                 os.close(fd)

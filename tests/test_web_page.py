@@ -51,8 +51,8 @@ class WebPage(unittest.TestCase):
         self.browser.click(up)
         self.browser.wait_for(f"document.querySelector('{self.item('v1')} .count').textContent === '1'",
                               what="the count to become 1")
-        self.assertEqual(self.browser.js(f"document.querySelector('{up}').getAttribute('aria-pressed')"),
-                         "true")
+        self.browser.wait_for(f"document.querySelector('{up}').getAttribute('aria-pressed') === 'true'",
+                              what="the button to show this browser's ballot")
         self.assertEqual(self.http.get(f"/rooms/{self.room}/metadata/v1").json()["votes"], 1)
         self.browser.click(up)  # this browser's ballot is already up: nothing changes
         self.browser.click(f'{self.item("v1")} button.vote.down')  # flips it: 1 -> -1
