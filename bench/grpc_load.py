@@ -51,16 +51,24 @@ async def run(target: str, room: str, workload: Workload, concurrency: int, requ
         stub = stubs[n % CHANNELS]
         while budget["warmup"] > 0:
             budget["warmup"] -= 1
-            await call(stub, room, *workload.pick())
+            try:
+                await call(stub, room, *workload.pick())
+            except grpc.aio.AioRpcError:
+                pass
         await start.wait()
         while budget["left"] > 0 and time.monotonic() < deadline[0]:
             budget["left"] -= 1
             result.requests += 1
+            op, track_id = workload.pick()
             began = time.perf_counter()
             try:
-                await call(stub, room, *workload.pick())
+                await call(stub, room, op, track_id)
             except grpc.aio.AioRpcError as exc:
-                result.errors[exc.code().name] += 1
+                if exc.code() == grpc.StatusCode.NOT_FOUND and workload.operation == "mixed":
+                    result.latencies.append(time.perf_counter() - began)
+                    result.gone += 1
+                else:
+                    result.errors[exc.code().name] += 1
                 continue
             result.latencies.append(time.perf_counter() - began)
 
@@ -79,9 +87,10 @@ async def run(target: str, room: str, workload: Workload, concurrency: int, requ
 
 def main() -> int:
     args = arguments(__doc__.splitlines()[0], "127.0.0.1:50051")
-    workload = Workload(args.op)
-    needed = workload.tracks_needed(args.requests + args.warmup, args.prefill)
-    prefill(args.redis_url, args.room, workload, needed)
+    workload = Workload(args.op, args.prefill)
+    if not args.no_prefill:
+        needed = workload.tracks_needed(args.requests + args.warmup, args.prefill, args.duration)
+        prefill(args.redis_url, args.room, workload, needed)
     import uvloop
 
     result = uvloop.run(run(args.target, args.room, workload, args.concurrency, args.requests,

@@ -80,20 +80,27 @@ async def run(target: str, room: str, workload: Workload, concurrency: int, requ
         try:
             while budget["warmup"] > 0:
                 budget["warmup"] -= 1
-                await conn.request(*build(room, *workload.pick()))
+                try:
+                    await conn.request(*build(room, *workload.pick()))
+                except (OSError, asyncio.IncompleteReadError):
+                    conn.close()
             await start.wait()
             while budget["left"] > 0 and time.monotonic() < deadline[0]:
                 budget["left"] -= 1
                 result.requests += 1
+                op, track_id = workload.pick()
                 began = time.perf_counter()
                 try:
-                    status = await conn.request(*build(room, *workload.pick()))
+                    status = await conn.request(*build(room, op, track_id))
                 except (OSError, asyncio.IncompleteReadError) as exc:
                     conn.close()
                     result.errors[type(exc).__name__] += 1
                     continue
                 if status == 200:
                     result.latencies.append(time.perf_counter() - began)
+                elif status == 404 and workload.operation == "mixed":
+                    result.latencies.append(time.perf_counter() - began)
+                    result.gone += 1
                 else:
                     result.errors[str(status)] += 1
         finally:
@@ -113,9 +120,10 @@ async def run(target: str, room: str, workload: Workload, concurrency: int, requ
 
 def main() -> int:
     args = arguments(__doc__.splitlines()[0], "http://127.0.0.1:8000")
-    workload = Workload(args.op)
-    needed = workload.tracks_needed(args.requests + args.warmup, args.prefill)
-    prefill(args.redis_url, args.room, workload, needed)
+    workload = Workload(args.op, args.prefill)
+    if not args.no_prefill:
+        needed = workload.tracks_needed(args.requests + args.warmup, args.prefill, args.duration)
+        prefill(args.redis_url, args.room, workload, needed)
     import uvloop
 
     result = uvloop.run(run(args.target, args.room, workload, args.concurrency, args.requests,

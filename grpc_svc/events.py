@@ -11,25 +11,30 @@ from shared import errors
 from shared.events import RESYNC, Event, Hub
 from shared.queue import Snapshot
 
-from .service import QueueMethods, parse, room_of, status_of, track_pb
+from .service import (QueueMethods, _message, _number, _tracks, parse, room_of, status_of,
+                      track_bytes)
 
 RETRY_SNAPSHOT = 0.5  # seconds between snapshot attempts while Redis is unreachable
 
 
+def _event(kind: str, version: int, track, head, length: int, now) -> bytes:
+    """A serialized QueueEvent: type 1, version 2, track 3, queue 4, length 5,
+    now_playing 6."""
+    return b"".join((_message(0x0A, kind.encode()), _number(0x10, version),
+                     _message(0x1A, track_bytes(track)) if track else b"",
+                     _tracks(0x22, head), _number(0x28, length),
+                     _message(0x32, track_bytes(now)) if now else b""))
+
+
 def snapshot_pb(snapshot: Snapshot) -> bytes:
-    now = track_pb(snapshot.now_playing) if snapshot.now_playing else None
-    return pb.QueueEvent(type="snapshot", version=snapshot.version, length=snapshot.length,
-                         queue=[track_pb(t) for t in snapshot.head],
-                         now_playing=now).SerializeToString()
+    return _event("snapshot", snapshot.version, None, snapshot.head, snapshot.length,
+                  snapshot.now_playing)
 
 
 def event_pb(event: Event) -> bytes:
     change = event.change
-    track = track_pb(change.track) if change.track else None
-    return pb.QueueEvent(type=change.kind, version=change.version, length=change.length,
-                         track=track, queue=[track_pb(t) for t in change.head],
-                         now_playing=track if change.kind == "play" else None
-                         ).SerializeToString()
+    return _event(change.kind, change.version, change.track, change.head, change.length,
+                  change.track if change.kind == "play" else None)
 
 
 def aio_watch_handler(methods: QueueMethods, run, node: tuple, hub: Hub):

@@ -118,7 +118,9 @@ async def metadata(request: Request) -> Response:
 
 async def play_next(request: Request) -> Response:
     require_admin(request)
-    change = await queue_of(request).play_next(room_of(request), **write_options(request))
+    options = write_options(request)
+    change = await queue_of(request).play_next(  # answers with the track alone: no head
+        room_of(request), head=0, idempotency_key=options["idempotency_key"])
     return JSONResponse(b'{"now_playing":%s}' % track_bytes(change.track))
 
 

@@ -11,6 +11,7 @@ Times are Unix milliseconds from Redis's clock, so every node agrees on them.
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass, field
 
@@ -45,28 +46,32 @@ class Track:
 
 # The head of a queue changes a little between requests and is read again and again, so
 # decoded tracks are kept, keyed by exactly what Redis returned: the same key can only mean
-# the same track. Bounded: cleared when full.
-_KEPT = 20_000
+# the same track. Bounded (about a hundred rooms' heads): the oldest quarter goes when full.
 _queued: dict[tuple, Track] = {}
 _played: dict[str, Track] = {}
+
+
+def keep(cache: dict, key, value, limit: int):
+    """Put ``value`` in a bounded cache; when full, forget its oldest quarter first."""
+    if len(cache) >= limit:
+        for old in list(itertools.islice(cache, limit // 4)):
+            del cache[old]
+    cache[key] = value
+    return value
 
 
 def queued_track(track_id: str, score: str, record: str) -> Track:
     key = (track_id, score, record)
     track = _queued.get(key)
     if track is None:
-        if len(_queued) >= _KEPT:
-            _queued.clear()
-        track = _queued[key] = Track.queued(track_id, score, record)
+        track = keep(_queued, key, Track.queued(track_id, score, record), 4096)
     return track
 
 
 def played_track(record: str) -> Track:
     track = _played.get(record)
     if track is None:
-        if len(_played) >= _KEPT:
-            _played.clear()
-        track = _played[record] = Track.played(record)
+        track = keep(_played, record, Track.played(record), 1024)
     return track
 
 

@@ -1,10 +1,17 @@
 """The queue operations.
 
-Each operation builds a ``Command`` (one Lua script or one read-only Redis command, with
-its keys and arguments) and hands it to a runner, which executes it in one round trip and
-decodes the reply. The runner is sync or async (``shared.store``), so the same ``Queue``
-serves the asyncio REST node and a thread-pool or asyncio gRPC node: with an async runner
-every method returns an awaitable, with a sync one the result.
+Each operation builds a ``Command`` and hands it to a runner (``shared.store``), sync or
+async, so the same ``Queue`` serves the asyncio REST node and a thread-pool or asyncio gRPC
+node: with an async runner every method returns an awaitable, with a sync one the result.
+
+A command is one Lua script or one plain Redis command, optionally followed by more plain
+commands that run with it in the same MULTI/EXEC: one atomic step, one round trip. Writes
+are Lua scripts; the head of the queue that a write returns is read right after it in the
+same transaction by a native ``ZRANGE ... WITHSCORES``, because converting 25 tracks into
+and out of Lua cost Redis four times as much. That read returns queue members (add
+sequence number + id) and scores; a member's record (title, artist, duration, added_at)
+never changes while it is queued, so nodes keep the records they have seen and ask Redis
+only for new ones (``Fetch``: one HMGET).
 
 Guarantees: every change is a single Lua script, atomic in Redis, so concurrent callers on
 any number of nodes can neither lose nor duplicate a track or a vote. Each costs O(log n)
@@ -20,7 +27,7 @@ from . import keys, scripts, validation
 from .config import Settings
 from .errors import (DuplicateTrack, IdempotencyKeyReused, QueueEmpty, QueueFull,
                      TrackNotFound)
-from .model import Track, played_track, queued_track
+from .model import SEQ_WIDTH, Track, keep, played_track, queued_track
 from .validation import NewTrack
 
 RS = "\x1e"
@@ -29,7 +36,15 @@ RS = "\x1e"
 class Command(NamedTuple):
     script: scripts.Script | None
     args: tuple  # a script: numkeys, *keys, *argv; otherwise the Redis command itself
-    decode: Callable[[Any], Any]
+    decode: Callable[[Any], Any]  # the reply (a list of replies when ``more``) -> result
+    more: tuple = ()  # further commands for the same MULTI/EXEC
+
+
+class Fetch(NamedTuple):
+    """A decode that needs one more read: run ``args``, then ``then(reply)``."""
+
+    args: tuple
+    then: Callable[[Any], Any]
 
 
 @dataclass(slots=True)
@@ -61,12 +76,48 @@ class Snapshot:
     head: list[Track]
 
 
+# -- records of queued tracks, kept per node ----------------------------------------------
+
+_records: dict[tuple[str, str], str] = {}  # (room, member) -> record, a few hundred heads
+
+
+def _remember(room: str, track_id: str, record: str) -> None:
+    keep(_records, (room, record[:SEQ_WIDTH] + track_id), record, 8192)
+
+
+def with_records(room: str, pairs: list, finish: Callable[[list[Track]], Any]):
+    """Turn a ZRANGE WITHSCORES reply (member, score, ...) into tracks and pass them to
+    ``finish``; if this node lacks records, first ``Fetch`` them (a track that left the
+    queue meanwhile has none and is left out)."""
+    if pairs and type(pairs[0]) is list:  # redis-py (the sync runner) pairs them up itself
+        pairs = [value for pair in pairs for value in pair]
+    members = pairs[0::2]
+    missing = [m for m in members if (room, m) not in _records]
+    if not missing:
+        return finish(_tracks(room, pairs))
+
+    def then(records: list) -> Any:
+        for member, record in zip(missing, records):
+            if record is not None:
+                _remember(room, member[SEQ_WIDTH:], record)
+        return finish(_tracks(room, pairs))
+
+    return Fetch(("HMGET", keys.room_keys(room).tracks, *(m[SEQ_WIDTH:] for m in missing)), then)
+
+
+def _tracks(room: str, pairs: list) -> list[Track]:
+    out = []
+    for i in range(0, len(pairs), 2):
+        record = _records.get((room, pairs[i]))
+        if record is not None:
+            out.append(queued_track(pairs[i][SEQ_WIDTH:], pairs[i + 1], record))
+    return out
+
+
 _TRACK_FIELDS = {"add": 3, "remove": 3, "vote": 3, "play": 1, "clear": 0}
 
 
-def decode_change(reply: list) -> Change:
-    """Decode a write script's successful reply (or a published event split on RS: then
-    the head's triples follow the fixed fields instead of coming as one string)."""
+def _change(reply: list, head: list[Track]) -> Change:
     kind = reply[1]
     width = _TRACK_FIELDS[kind]
     if width == 3:
@@ -75,18 +126,17 @@ def decode_change(reply: list) -> Change:
         track = played_track(reply[4])
     else:
         track = None
-    head = reply[4 + width:]
-    return Change(kind, int(reply[2]), int(reply[3]), track,
-                  _tracks(head[0].split(RS) if len(head) == 1 else head))
+    return Change(kind, int(reply[2]), int(reply[3]), track, head)
 
 
 def decode_event(payload: str) -> Change:
-    return decode_change(payload.split(RS))
-
-
-def _tracks(parts: list) -> list[Track]:
-    """Tracks from id, score, record triples; [''] (an empty head) gives none."""
-    return [queued_track(parts[i], parts[i + 1], parts[i + 2]) for i in range(0, len(parts) - 2, 3)]
+    """A published change: the script's reply fields, then the head's id, score, record
+    triples, all joined with RS."""
+    parts = payload.split(RS)
+    start = 4 + _TRACK_FIELDS[parts[1]]
+    head = [queued_track(parts[i], parts[i + 1], parts[i + 2])
+            for i in range(start, len(parts) - 2, 3)]
+    return _change(parts, head)
 
 
 class Queue:
@@ -132,8 +182,9 @@ class Queue:
 
     def _write(self, script: scripts.Script, room: str, head: int, idempotency_key: str | None,
                request: tuple, *settings: int):
-        """Run a write script. ``request`` is what the client asked (it makes up the
-        idempotency fingerprint); ``settings`` are server limits passed after it."""
+        """Run a write script, and read the head after it in the same transaction.
+        ``request`` is what the client asked (it makes up the idempotency fingerprint);
+        ``settings`` are server limits passed after it."""
         room_keys = keys.room_keys(room)
         track_id = request[0] if request else ""
         if idempotency_key is None:
@@ -142,25 +193,37 @@ class Queue:
             fingerprint = RS.join((script.sha[:12], *map(str, request)))
             idem = keys.idempotency_key(room, idempotency_key)
 
-        def decode(reply: list) -> Change:
-            status = reply[0]
-            if status == "ok":
-                return decode_change(reply)
+        def refused(status: str) -> Exception:
             if status == "not_found":
-                raise TrackNotFound(track_id)
+                return TrackNotFound(track_id)
             if status == "duplicate":
-                raise DuplicateTrack(track_id)
+                return DuplicateTrack(track_id)
             if status == "empty":
-                raise QueueEmpty()
+                return QueueEmpty()
             if status == "full":
-                raise QueueFull(self._settings.max_queue)
+                return QueueFull(self._settings.max_queue)
             if status == "idempotency_mismatch":
-                raise IdempotencyKeyReused()
-            raise RuntimeError(f"unexpected reply from {script!r}: {reply!r}")
+                return IdempotencyKeyReused()
+            return RuntimeError(f"unexpected reply from {script!r}: {status!r}")
 
+        def decode(replies: list):
+            reply = replies[0] if head else replies
+            if reply[0] != "ok":
+                raise refused(reply[0])
+            # keep the records the reply carries, for the heads to come: the track the
+            # write was about, and the one now at the head's last place
+            if _TRACK_FIELDS[reply[1]] == 3:
+                _remember(room, reply[4], reply[6])
+            if not head:
+                return _change(reply, [])
+            if reply[-2]:
+                _remember(room, reply[-2][SEQ_WIDTH:], reply[-1])
+            return with_records(room, replies[1], lambda tracks: _change(reply, tracks))
+
+        more = (("ZRANGE", room_keys.queue, 0, head - 1, "WITHSCORES"),) if head else ()
         return self._run(Command(script, (10, *room_keys, idem, fingerprint,
                                           keys.events_channel(room), head, *request, *settings),
-                                 decode))
+                                 decode, more))
 
     # -- reads ----------------------------------------------------------------------
 
@@ -168,12 +231,29 @@ class Queue:
         """Tracks in play order from ``offset``, ``limit`` of them (all when None), with the
         room version and queue length: one consistent snapshot."""
         k = keys.room_keys(room)
+        stop = -1 if limit is None else offset + limit - 1
 
-        def decode(reply: list) -> Page:
-            return Page(int(reply[0]), int(reply[1]), _tracks(reply[2].split(RS)))
+        def decode(replies: list):
+            version, length, pairs = replies
+            return with_records(room, pairs, lambda tracks: Page(int(version or 0), length, tracks))
 
-        return self._run(Command(scripts.PAGE, (3, k.queue, k.tracks, k.version, offset,
-                                                -1 if limit is None else limit), decode))
+        return self._run(Command(None, ("GET", k.version), decode,
+                                 (("ZCARD", k.queue),
+                                  ("ZRANGE", k.queue, offset, stop, "WITHSCORES"))))
+
+    def snapshot(self, room: str, head: int = validation.DEFAULT_HEAD):
+        """The room's version, queue length, now playing and head, read atomically."""
+        k = keys.room_keys(room)
+
+        def decode(replies: list):
+            version, length, now, pairs = replies
+            playing = played_track(now) if now else None
+            return with_records(room, pairs, lambda tracks: Snapshot(int(version or 0), length,
+                                                                     playing, tracks))
+
+        return self._run(Command(None, ("GET", k.version), decode,
+                                 (("ZCARD", k.queue), ("GET", k.now),
+                                  ("ZRANGE", k.queue, 0, head - 1, "WITHSCORES"))))
 
     def metadata(self, room: str, track_id: str):
         """A track that is queued, or was played (now playing or in the history)."""
@@ -198,17 +278,6 @@ class Queue:
         stop = -1 if limit is None else offset + limit - 1
         return self._run(Command(None, ("LRANGE", keys.room_keys(room).history, offset, stop),
                                  _played_list))
-
-    def snapshot(self, room: str, head: int = validation.DEFAULT_HEAD):
-        """The room's version, queue length, now playing and head, read atomically."""
-        k = keys.room_keys(room)
-
-        def decode(reply: list) -> Snapshot:
-            now = played_track(reply[2]) if reply[2] else None
-            return Snapshot(int(reply[0]), int(reply[1]), now, _tracks(reply[3].split(RS)))
-
-        return self._run(Command(scripts.SNAPSHOT, (4, k.queue, k.tracks, k.now, k.version, head),
-                                 decode))
 
     def version(self, room: str):
         return self._run(Command(None, ("GET", keys.room_keys(room).version),

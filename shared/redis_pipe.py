@@ -49,7 +49,7 @@ class _Protocol(asyncio.Protocol):
         reader.feed(data)
         while (reply := reader.gets()) is not False:
             future = waiters.popleft()[0]
-            if not future.done():
+            if future is not None and not future.done():
                 future.set_result(reply)
 
     def connection_lost(self, exc) -> None:
@@ -60,10 +60,11 @@ class _Protocol(asyncio.Protocol):
     def fail(self, error: Exception) -> None:
         while self.waiters:
             future = self.waiters.popleft()[0]
-            if not future.done():
+            if future is not None and not future.done():
                 future.set_exception(error)
 
-    def send(self, packed: bytes, future: asyncio.Future) -> None:
+    def send(self, packed: bytes, future: asyncio.Future | None) -> None:
+        """Queue one command; its reply goes to ``future`` (None: nobody needs it)."""
         self.buffer.append(packed)
         self.waiters.append((future, time.monotonic()))
         if not self.flush_scheduled:
@@ -98,6 +99,23 @@ class PipelinedRedis:
         protocol.send(hiredis.pack_command(args), future)
         reply = await future
         if type(reply) is ReplyError:
+            raise reply
+        return reply
+
+    async def transaction(self, commands: list[tuple]) -> list:
+        """Run ``commands`` in one MULTI/EXEC and return their replies (a failed one as a
+        ``ReplyError`` in its place). Everything is queued in one go, so no other caller's
+        command can land inside the transaction."""
+        protocol = self._protocol
+        if protocol is None or protocol.lost:
+            protocol = await self._connect()
+        future = asyncio.get_running_loop().create_future()
+        protocol.send(b"*1\r\n$5\r\nMULTI\r\n", None)
+        for command in commands:
+            protocol.send(hiredis.pack_command(command), None)
+        protocol.send(b"*1\r\n$4\r\nEXEC\r\n", future)
+        reply = await future
+        if type(reply) is ReplyError:  # EXECABORT: a command was refused while queued
             raise reply
         return reply
 

@@ -18,7 +18,7 @@ from redis.retry import Retry
 
 from .config import Settings
 from .errors import StoreUnavailable
-from .queue import Command
+from .queue import Command, Fetch
 from .redis_pipe import PipelinedRedis, ReplyError
 
 # Replies that mean "Redis cannot serve right now", not "your request is wrong".
@@ -54,43 +54,86 @@ def unavailable(exc: Exception) -> StoreUnavailable | None:
     return None
 
 
+def _evalsha(command: Command) -> tuple:
+    return ("EVALSHA", command.script.sha, *command.args)
+
+
+def _eval(command: Command) -> tuple:
+    return ("EVAL", command.script.source, *command.args)
+
+
 class AsyncRunner:
+    """Runs commands over the node's pipelined connection."""
+
     def __init__(self, client: PipelinedRedis):
         self.client = client
 
     async def __call__(self, command: Command):
-        execute = self.client.execute
         try:
-            if command.script is None:
-                raw = await execute(*command.args)
-            else:
-                try:
-                    raw = await execute("EVALSHA", command.script.sha, *command.args)
-                except ReplyError as exc:
-                    if not str(exc).startswith("NOSCRIPT"):
-                        raise
-                    raw = await execute("EVAL", command.script.source, *command.args)
+            result = command.decode(await self._reply(command))
+            while type(result) is Fetch:
+                result = result.then(await self.client.execute(*result.args))
         except ReplyError as exc:
             if str(exc).startswith(_TRANSIENT):
                 raise StoreUnavailable(str(exc).split(" ", 1)[0].lower()) from exc
             raise
-        return command.decode(raw)
+        return result
+
+    async def _reply(self, command: Command):
+        client = self.client
+        if command.script is None:
+            if command.more:
+                return await client.transaction([command.args, *command.more])
+            return await client.execute(*command.args)
+        if command.more:
+            replies = await client.transaction([_evalsha(command), *command.more])
+            if type(replies[0]) is ReplyError and str(replies[0]).startswith("NOSCRIPT"):
+                replies = await client.transaction([_eval(command), *command.more])
+            if type(replies[0]) is ReplyError:
+                raise replies[0]
+            return replies
+        try:
+            return await client.execute(*_evalsha(command))
+        except ReplyError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+            return await client.execute(*_eval(command))
 
 
 class SyncRunner:
+    """Runs commands over redis-py's blocking pool (the thread-pool gRPC server)."""
+
     def __init__(self, client: redis.Redis):
         self.client = client
 
     def __call__(self, command: Command):
-        execute = self.client.execute_command
         try:
-            if command.script is None:
-                raw = execute(*command.args)
-            else:
-                try:
-                    raw = execute("EVALSHA", command.script.sha, *command.args)
-                except NoScriptError:
-                    raw = execute("EVAL", command.script.source, *command.args)
+            result = command.decode(self._reply(command))
+            while type(result) is Fetch:
+                result = result.then(self.client.execute_command(*result.args))
         except (ConnectionError, TimeoutError, ResponseError) as exc:
             raise unavailable(exc) or exc from exc
-        return command.decode(raw)
+        return result
+
+    def _transaction(self, commands: list[tuple]) -> list:
+        pipe = self.client.pipeline(transaction=True)
+        for args in commands:
+            pipe.execute_command(*args)
+        return pipe.execute(raise_on_error=False)
+
+    def _reply(self, command: Command):
+        if command.script is None:
+            if command.more:
+                return self._transaction([command.args, *command.more])
+            return self.client.execute_command(*command.args)
+        if command.more:
+            replies = self._transaction([_evalsha(command), *command.more])
+            if isinstance(replies[0], NoScriptError):
+                replies = self._transaction([_eval(command), *command.more])
+            if isinstance(replies[0], Exception):
+                raise replies[0]
+            return replies
+        try:
+            return self.client.execute_command(*_evalsha(command))
+        except NoScriptError:
+            return self.client.execute_command(*_eval(command))

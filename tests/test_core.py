@@ -9,6 +9,7 @@ import unittest
 from concurrent.futures import ThreadPoolExecutor
 
 from shared import errors, keys, scripts
+from shared import queue as queue_module
 from shared.config import Settings
 from shared.queue import Queue, decode_event
 from shared.store import AsyncRunner, SyncRunner, async_client, sync_client
@@ -313,12 +314,26 @@ class Store(CoreTest):
         self.assertEqual(self.order(), [("a", 0)])
         self.assertTrue(self.redis.script_exists(scripts.ADD.sha)[0])
 
+    def test_a_node_that_never_saw_the_tracks_fetches_their_records(self):
+        for i in range(5):
+            self.q.add(self.room, song(f"t{i}", title=f"Title {i}"))
+        self.q.vote(self.room, "t3", True)
+        queue_module._records.clear()  # as on a node that just started
+        page = self.q.page(self.room)
+        self.assertEqual([(t.id, t.title, t.votes) for t in page.tracks][:2],
+                         [("t3", "Title 3", 1), ("t0", "Title 0", 0)])
+        queue_module._records.clear()
+        change = self.q.vote(self.room, "t4", True)
+        self.assertEqual([t.id for t in change.head], ["t3", "t4", "t0", "t1", "t2"])
+        self.assertEqual(self.q.snapshot(self.room).head, change.head)
+
     def test_the_async_runner_gives_the_same_results(self):
         async def run():
             client = async_client(self.settings)
             q = Queue(AsyncRunner(client), self.settings)
             try:
                 await q.add(self.room, song("a"))
+                queue_module._records.clear()
                 vote = await q.vote(self.room, "a", True, "ann")
                 page = await q.page(self.room)
                 with self.assertRaises(errors.DuplicateTrack):
