@@ -27,7 +27,15 @@ from shared.model import iso_time
 # (dns:///name:port, ipv4:a:p,b:q) the client balances over the nodes themselves, so it
 # also watches each one's health and skips those not SERVING (a node shutting down drains
 # that way). A plain host:port may be a load balancer, whose health is not one node's.
-BALANCED = {"loadBalancingConfig": [{"round_robin": {}}]}
+# Reads are retried on UNAVAILABLE (a node went away mid-call): repeating them is harmless.
+# Writes are not: one that reached Redis before its node died must not run twice (send an
+# idempotency key and retry it yourself).
+READS = [{"service": "queue.QueueService", "method": method}
+         for method in ("GetQueue", "GetMetadata", "GetHistory", "NowPlaying")]
+RETRY_READS = {"name": READS, "retryPolicy": {
+    "maxAttempts": 4, "initialBackoff": "0.05s", "maxBackoff": "0.5s",
+    "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}
+BALANCED = {"loadBalancingConfig": [{"round_robin": {}}], "methodConfig": [RETRY_READS]}
 HEALTH_CHECKED = {**BALANCED, "healthCheckConfig": {"serviceName": "queue.QueueService"}}
 WATCH_RETRY = 1.0
 

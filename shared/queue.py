@@ -91,27 +91,24 @@ def with_records(room: str, pairs: list, finish: Callable[[list[Track]], Any]):
     queue meanwhile has none and is left out)."""
     if pairs and type(pairs[0]) is list:  # redis-py (the sync runner) pairs them up itself
         pairs = [value for pair in pairs for value in pair]
-    members = pairs[0::2]
-    missing = [m for m in members if (room, m) not in _records]
+    records = {m: _records.get((room, m)) for m in pairs[0::2]}
+    missing = [m for m, record in records.items() if record is None]
     if not missing:
-        return finish(_tracks(room, pairs))
+        return finish(_tracks(pairs, records))
 
-    def then(records: list) -> Any:
-        for member, record in zip(missing, records):
+    def then(fetched: list) -> Any:
+        for member, record in zip(missing, fetched):
             if record is not None:
+                records[member] = record  # used from here: a big page may outgrow the cache
                 _remember(room, member[SEQ_WIDTH:], record)
-        return finish(_tracks(room, pairs))
+        return finish(_tracks(pairs, records))
 
     return Fetch(("HMGET", keys.room_keys(room).tracks, *(m[SEQ_WIDTH:] for m in missing)), then)
 
 
-def _tracks(room: str, pairs: list) -> list[Track]:
-    out = []
-    for i in range(0, len(pairs), 2):
-        record = _records.get((room, pairs[i]))
-        if record is not None:
-            out.append(queued_track(pairs[i][SEQ_WIDTH:], pairs[i + 1], record))
-    return out
+def _tracks(pairs: list, records: dict) -> list[Track]:
+    return [queued_track(pairs[i][SEQ_WIDTH:], pairs[i + 1], records[pairs[i]])
+            for i in range(0, len(pairs), 2) if records[pairs[i]] is not None]
 
 
 _TRACK_FIELDS = {"add": 3, "remove": 3, "vote": 3, "play": 1, "clear": 0}

@@ -151,8 +151,9 @@ class Cluster:
 
     def __init__(self, rest: int = 2, grpc: int = 0, nginx: bool = True,
                  env: dict | None = None, redis_args: tuple[str, ...] = (),
-                 redis_url: str | None = None):
+                 redis_url: str | None = None, rate_limits: bool = False):
         self.rest_count, self.grpc_count, self.with_nginx = rest, grpc, nginx
+        self.rate_limits = rate_limits
         self.extra_env = dict(env or {})
         self.redis_args = tuple(redis_args)
         self.external_redis = redis_url
@@ -282,6 +283,9 @@ class Cluster:
                               user="user root;" if os.geteuid() == 0 else "")
         conf = self.dir / "nginx.conf"
         conf.write_text(config)
+        # Off unless asked: the tests and benchmarks send far more than one person would.
+        limits = "on" if self.rate_limits else "off"
+        shutil.copy(ROOT / f"nginx.rate-limits.{limits}.conf", self.dir / "rate-limits.conf")
         argv = [require("nginx"), "-p", str(self.dir), "-c", str(conf), "-e", "stderr",
                 "-g", "daemon off;"]
         self.nginx = Process("nginx", argv, self.dir / "nginx.log").start()

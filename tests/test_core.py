@@ -327,6 +327,18 @@ class Store(CoreTest):
         self.assertEqual([t.id for t in change.head], ["t3", "t4", "t0", "t1", "t2"])
         self.assertEqual(self.q.snapshot(self.room).head, change.head)
 
+    def test_a_page_bigger_than_the_record_cache(self):
+        pipe = self.redis.pipeline(transaction=False)
+        plan = Queue(lambda command: command, self.settings)
+        for i in range(10_000):
+            command = plan.add(self.room, song(f"p{i}"), head=0)
+            pipe.execute_command("EVAL", command.script.source, *command.args)
+        pipe.execute()
+        queue_module._records.clear()
+        page = self.q.page(self.room)
+        self.assertEqual(len(page.tracks), 10_000)
+        self.assertEqual(page.tracks[-1].id, "p9999")
+
     def test_the_async_runner_gives_the_same_results(self):
         async def run():
             client = async_client(self.settings)
