@@ -7,6 +7,7 @@ first. Ids are unique per run (a random run tag), so runs never collide.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import json
 import random
@@ -162,6 +163,60 @@ def arguments(description: str, default_target: str) -> argparse.Namespace:
     args = parser.parse_args()
     args.room = args.room or f"bench-{uuid.uuid4().hex[:8]}"
     return args
+
+
+OK, GONE = "ok", "gone"  # what a call ended in; anything else is the name of an error
+
+
+async def drive(workload: Workload, args, label: str, calls: list) -> Result:
+    """Run the load: ``calls[n]`` is client n, an async ``(operation, track_id) -> outcome``.
+    First ``args.warmup`` calls unmeasured, then at most ``args.requests`` calls or
+    ``args.duration`` seconds."""
+    result = Result(label, workload.operation, len(calls), args.prefill)
+    budget = {"warmup": args.warmup, "left": args.requests}
+    start = asyncio.Event()
+    deadline = [0.0]
+
+    async def client(call) -> None:
+        while budget["warmup"] > 0:
+            budget["warmup"] -= 1
+            await call(*workload.pick())
+        await start.wait()
+        while budget["left"] > 0 and time.monotonic() < deadline[0]:
+            budget["left"] -= 1
+            result.requests += 1
+            op, track_id = workload.pick()
+            began = time.perf_counter()
+            outcome = await call(op, track_id)
+            if outcome is OK or outcome is GONE:
+                result.latencies.append(time.perf_counter() - began)
+                result.gone += outcome is GONE
+            else:
+                result.errors[outcome] += 1
+
+    tasks = [asyncio.create_task(client(call)) for call in calls]
+    while budget["warmup"] > 0 and not all(t.done() for t in tasks):
+        await asyncio.sleep(0.01)
+    began = time.monotonic()
+    deadline[0] = began + args.duration
+    start.set()
+    await asyncio.gather(*tasks)
+    result.seconds = time.monotonic() - began
+    return result
+
+
+def main(description: str, default_target: str, load) -> int:
+    """A load generator's command line: ``load(args, workload)`` is the coroutine that
+    returns its Result."""
+    args = arguments(description, default_target)
+    workload = Workload(args.op, args.prefill)
+    if not args.no_prefill:
+        needed = workload.tracks_needed(args.requests + args.warmup, args.prefill, args.duration)
+        prefill(args.redis_url, args.room, workload, needed)
+    import uvloop
+
+    report(uvloop.run(load(args, workload)), args.json_out)
+    return 0
 
 
 def report(result: Result, json_out: str | None) -> dict:

@@ -10,10 +10,9 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import time
 import urllib.parse
 
-from .common import Result, Workload, arguments, prefill, report
+from .common import GONE, OK, Workload, drive, main
 
 
 class Connection:
@@ -68,69 +67,30 @@ def build(room: str, op: str, track_id: str) -> tuple[str, str, bytes]:
     raise ValueError(op)
 
 
-async def run(target: str, room: str, workload: Workload, concurrency: int, requests: int,
-              duration: float, warmup: int, label: str, prefilled: int) -> Result:
-    url = urllib.parse.urlsplit(target)
-    result = Result(label or target, workload.operation, concurrency, prefilled)
-    budget = {"warmup": warmup, "left": requests}
-    deadline = [0.0]
+async def load(args, workload: Workload):
+    url = urllib.parse.urlsplit(args.target)
+    mixed = workload.operation == "mixed"
+    connections = [Connection(url.hostname, url.port or 80) for _ in range(args.concurrency)]
 
-    async def client() -> None:
-        conn = Connection(url.hostname, url.port or 80)
-        try:
-            while budget["warmup"] > 0:
-                budget["warmup"] -= 1
-                try:
-                    await conn.request(*build(room, *workload.pick()))
-                except (OSError, asyncio.IncompleteReadError):
-                    conn.close()
-            await start.wait()
-            while budget["left"] > 0 and time.monotonic() < deadline[0]:
-                budget["left"] -= 1
-                result.requests += 1
-                op, track_id = workload.pick()
-                began = time.perf_counter()
-                try:
-                    status = await conn.request(*build(room, op, track_id))
-                except (OSError, asyncio.IncompleteReadError) as exc:
-                    conn.close()
-                    result.errors[type(exc).__name__] += 1
-                    continue
-                if status == 200:
-                    result.latencies.append(time.perf_counter() - began)
-                elif status == 404 and workload.operation == "mixed":
-                    result.latencies.append(time.perf_counter() - began)
-                    result.gone += 1
-                else:
-                    result.errors[str(status)] += 1
-        finally:
+    def client(conn: Connection):
+        async def call(op: str, track_id: str) -> str:
+            try:
+                status = await conn.request(*build(args.room, op, track_id))
+            except (OSError, asyncio.IncompleteReadError) as exc:
+                conn.close()
+                return type(exc).__name__
+            if status == 200:
+                return OK
+            return GONE if status == 404 and mixed else str(status)
+        return call
+
+    try:
+        return await drive(workload, args, args.label or args.target,
+                           [client(conn) for conn in connections])
+    finally:
+        for conn in connections:
             conn.close()
-
-    start = asyncio.Event()
-    tasks = [asyncio.create_task(client()) for _ in range(concurrency)]
-    while budget["warmup"] > 0 and not all(t.done() for t in tasks):
-        await asyncio.sleep(0.01)
-    began = time.monotonic()
-    deadline[0] = began + duration
-    start.set()
-    await asyncio.gather(*tasks)
-    result.seconds = time.monotonic() - began
-    return result
-
-
-def main() -> int:
-    args = arguments(__doc__.splitlines()[0], "http://127.0.0.1:8000")
-    workload = Workload(args.op, args.prefill)
-    if not args.no_prefill:
-        needed = workload.tracks_needed(args.requests + args.warmup, args.prefill, args.duration)
-        prefill(args.redis_url, args.room, workload, needed)
-    import uvloop
-
-    result = uvloop.run(run(args.target, args.room, workload, args.concurrency, args.requests,
-                            args.duration, args.warmup, args.label, args.prefill))
-    report(result, args.json_out)
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(__doc__.splitlines()[0], "http://127.0.0.1:8000", load))

@@ -56,6 +56,21 @@ class Tally:
             self.outcomes[what] += 1
 
 
+def acknowledged(tally: Tally, attempt) -> bool:
+    """Retry a write (with the same idempotency key) until the queue answers. ``attempt()``
+    returns True (acknowledged), False (refused: noted as a failure) or a string: no
+    answer from the queue, noted, and tried again."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        outcome = attempt()
+        if outcome is True or outcome is False:
+            return outcome
+        tally.note(f"{outcome}, retried")
+        time.sleep(0.05)
+    tally.failures.append("no success within 10 s")
+    return False
+
+
 def run_clients(work, clients: int, seconds: float, at: float, fault) -> None:
     """``clients`` threads run ``work(n, stop)`` for ``seconds``; ``fault()`` happens at
     ``at`` seconds."""
@@ -80,23 +95,20 @@ class RestMix:
 
     def write(self, http: Http, method: str, path: str, body=None) -> bool:
         key = {"Idempotency-Key": uuid.uuid4().hex}
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+
+        def attempt():
             try:
                 reply = http.request(method, f"/rooms/{self.room}{path}", body, headers=key)
             except OSError:
-                self.tally.note("connection error, retried")
-                time.sleep(0.05)
-                continue
+                return "connection error"
             if reply.status == 200:
                 return True
-            if reply.status not in RETRYABLE_HTTP:
-                self.tally.failures.append((path, reply.status, reply.body[:200]))
-                return False
-            self.tally.note(f"{reply.status}, retried")
-            time.sleep(0.05)
-        self.tally.failures.append((path, "no success within 10 s"))
-        return False
+            if reply.status in RETRYABLE_HTTP:
+                return str(reply.status)
+            self.tally.failures.append((path, reply.status, reply.body[:200]))
+            return False
+
+        return acknowledged(self.tally, attempt)
 
     def __call__(self, n: int, stop: threading.Event) -> None:
         http = Http(self.base)
@@ -174,19 +186,18 @@ class NodeCrash(unittest.TestCase):
 
             def write(call) -> bool:
                 key = (("idempotency-key", uuid.uuid4().hex),)
-                deadline = time.monotonic() + 10
-                while time.monotonic() < deadline:
+
+                def attempt():
                     try:
                         call(key)
                         return True
                     except grpc.RpcError as exc:
-                        if exc.code() not in RETRYABLE_GRPC:
-                            tally.failures.append((exc.code().name, exc.details()))
-                            return False
-                        tally.note(f"{exc.code().name}, retried")
-                        time.sleep(0.05)
-                tally.failures.append("no success within 10 s")
-                return False
+                        if exc.code() in RETRYABLE_GRPC:
+                            return exc.code().name
+                        tally.failures.append((exc.code().name, exc.details()))
+                        return False
+
+                return acknowledged(tally, attempt)
 
             def work(n: int, stop: threading.Event) -> None:
                 rng = random.Random(n)
