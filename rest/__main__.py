@@ -9,6 +9,7 @@ import os
 import sys
 import time
 
+import orjson
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -58,10 +59,20 @@ class _CoalescingTransport:
 
 
 class HttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol over a coalescing transport."""
+    """uvicorn's httptools protocol over a coalescing transport, answering requests it
+    cannot parse (unknown methods, bytes that HTTP forbids) in JSON like everything else."""
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
         super().connection_made(_CoalescingTransport(transport, self.loop))
+
+    def send_400_response(self, msg: str) -> None:
+        body = orjson.dumps({"detail": f"malformed HTTP request: {msg}"})
+        self.transport.write(b"".join((
+            b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n",
+            b"content-length: %d\r\nconnection: close\r\n" % len(body),
+            *(name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers),
+            b"\r\n", body)))
+        self.transport.close()
 
 
 class Server(uvicorn.Server):

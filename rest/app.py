@@ -14,8 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import Mount, Route
-from starlette.staticfiles import StaticFiles
+from starlette.routing import Route
 
 from shared import errors, store, validation
 from shared.auth import check_admin
@@ -188,7 +187,7 @@ routes = [
     Route("/openapi.json", openapi, methods=["GET"]),
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
-    Mount("/static", StaticFiles(directory=pages.STATIC), name="static"),
+    Route("/static/{name}", pages.asset, methods=["GET"]),
 ]
 
 

@@ -195,6 +195,9 @@ class NodeHeader:
                 message["headers"] = [*message.get("headers", ()), *extra]
             await send(message)
 
+        if scope["method"] == "CONNECT":  # never a tunnel: answer, and drop what follows
+            response = error_response(405, "CONNECT is not allowed here", {"Connection": "close"})
+            return await response(scope, receive, send_with_header)
         for name, value in scope["headers"]:
             if name == b"content-length":
                 if value.isdigit() and int(value) > MAX_BODY:

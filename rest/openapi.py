@@ -183,6 +183,12 @@ def document() -> dict:
                                       "responses": {"308": {"description": "to the page"}}}}
     paths["/docs"] = {"get": {"summary": "These docs, interactive", "tags": ["pages"],
                               "responses": {"200": {"description": "HTML", **text}}}}
+    paths["/static/{name}"] = {"get": {
+        "summary": "The pages' scripts and styles (app.js, style.css, docs.js, docs.css)",
+        "tags": ["pages"], "parameters": [{"name": "name", "in": "path", "required": True,
+                                           "schema": {"type": "string"}, "example": "app.js"}],
+        "responses": {"200": {"description": "the file"},
+                      "404": {"description": "no such file", **_json(_ref("Error"))}}}}
     paths["/openapi.json"] = {"get": {"summary": "This document", "tags": ["pages"],
                                       "responses": {"200": {"description": "OpenAPI 3"}}}}
     paths["/healthz"] = {"get": {"summary": "200 while the process runs", "tags": ["health"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
@@ -28,3 +29,17 @@ async def room_redirect(request: Request) -> Response:
 
 async def docs(request: Request) -> Response:
     return HTMLResponse(_DOCS)
+
+
+_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
+# The page's scripts and styles, read once; each answer is the whole file (no ranges).
+_ASSETS = {path.name: (path.read_bytes(), _TYPES[path.suffix]) for path in STATIC.iterdir()
+           if path.suffix in _TYPES}
+
+
+async def asset(request: Request) -> Response:
+    found = _ASSETS.get(request.path_params["name"])
+    if found is None:
+        raise HTTPException(404)
+    body, media_type = found
+    return Response(body, media_type=media_type, headers={"Cache-Control": "public, max-age=300"})

@@ -27,6 +27,7 @@ _ROOM = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # surrogates (they cannot be stored as UTF-8).
 _FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+_WHOLE = re.compile(r"-?[0-9]{1,30}")  # ASCII digits only (int() also takes "+5", "1_0", "٥")
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
 
@@ -125,11 +126,9 @@ def query_int(field: str, raw: str | None, default: int | None, low: int, high: 
     """A whole number from a query string: unreadable is malformed, out of range is invalid."""
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw, 10)
-    except ValueError:
-        raise MalformedRequest(f"{field} must be a whole number, got {_show(raw)}") from None
-    return bounded(field, value, low, high)
+    if not _WHOLE.fullmatch(raw):
+        raise MalformedRequest(f"{field} must be a whole number, got {_show(raw)}")
+    return bounded(field, int(raw), low, high)
 
 
 def bounded(field: str, value: int, low: int, high: int = MAX_PAGE) -> int:
