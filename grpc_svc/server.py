@@ -57,6 +57,16 @@ def _serialize(reply) -> bytes:
     return reply if type(reply) is bytes else reply.SerializeToString()
 
 
+def refuse(context, exc: errors.QueueError) -> bytes:
+    """End a call with the error's status. Not ``context.abort()``: that raises inside the
+    ``except`` that caught ``exc``, and the exception, its traceback and the handler's frame
+    then hold each other in a cycle that only the garbage collector frees, whose pauses
+    were most of the tail latency of calls that are refused a lot."""
+    context.set_code(status_of(exc))
+    context.set_details(exc.detail)
+    return b""
+
+
 def _node_metadata(settings: Settings) -> tuple:
     return (("x-node-id", settings.node_id),)
 
@@ -73,7 +83,7 @@ def aio_handlers(methods: QueueMethods, run, node: tuple, hub: "events.Hub") -> 
                 plan = method(parse(message_class, raw), Metadata.of(context.invocation_metadata()))
                 return plan.reply(await run(plan.command))
             except errors.QueueError as exc:
-                await context.abort(status_of(exc), exc.detail)
+                return refuse(context, exc)
 
         return grpc.unary_unary_rpc_method_handler(handle, response_serializer=_serialize)
 
@@ -134,7 +144,7 @@ def sync_handlers(methods: QueueMethods, run, node: tuple) -> dict:
                 plan = method(parse(message_class, raw), Metadata.of(context.invocation_metadata()))
                 return plan.reply(run(plan.command))
             except errors.QueueError as exc:
-                context.abort(status_of(exc), exc.detail)
+                return refuse(context, exc)
 
         return grpc.unary_unary_rpc_method_handler(handle, response_serializer=_serialize)
 
