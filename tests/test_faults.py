@@ -71,6 +71,33 @@ def acknowledged(tally: Tally, attempt) -> bool:
     return False
 
 
+def party(n: int, stop: threading.Event, tally: Tally, targets: list[str], vote, add,
+          read) -> None:
+    """One client until ``stop``: half votes, a quarter adds (door's ``vote(target)`` and
+    ``add(track_id)`` return whether they were acknowledged) and a quarter reads (``read()``
+    returns None, or what went wrong)."""
+    rng = random.Random(n)
+    i = 0
+    while not stop.is_set():
+        i += 1
+        roll = rng.random()
+        if roll < 0.5:
+            target = rng.choice(targets)
+            if vote(target):
+                with tally.lock:
+                    tally.votes[target] += 1
+        elif roll < 0.75:
+            track_id = f"c{n}-{i}"
+            if add(track_id):
+                with tally.lock:
+                    tally.adds.add(track_id)
+        else:
+            problem = read()
+            if problem is not None:
+                tally.read_errors.append(problem)
+        tally.note("request")
+
+
 def run_clients(work, clients: int, seconds: float, at: float, fault) -> None:
     """``clients`` threads run ``work(n, stop)`` for ``seconds``; ``fault()`` happens at
     ``at`` seconds."""
@@ -112,30 +139,18 @@ class RestMix:
 
     def __call__(self, n: int, stop: threading.Event) -> None:
         http = Http(self.base)
-        rng = random.Random(n)
-        i = 0
-        while not stop.is_set():
-            i += 1
-            roll = rng.random()
-            if roll < 0.5:
-                target = rng.choice(self.targets)
-                if self.write(http, "POST", f"/vote?id={target}&head=5"):
-                    with self.tally.lock:
-                        self.tally.votes[target] += 1
-            elif roll < 0.75:
-                track_id = f"c{n}-{i}"
-                if self.write(http, "POST", "/add_track?head=5", track(track_id)):
-                    with self.tally.lock:
-                        self.tally.adds.add(track_id)
-            else:
-                try:
-                    reply = http.get(f"/rooms/{self.room}/queue?limit=5")
-                    status = reply.status
-                except OSError as exc:
-                    status = repr(exc)
-                if status != 200:
-                    self.tally.read_errors.append(status)
-            self.tally.note("request")
+
+        def read():
+            try:
+                status = http.get(f"/rooms/{self.room}/queue?limit=5").status
+            except OSError as exc:
+                return repr(exc)
+            return None if status == 200 else status
+
+        party(n, stop, self.tally, self.targets,
+              vote=lambda target: self.write(http, "POST", f"/vote?id={target}&head=5"),
+              add=lambda track_id: self.write(http, "POST", "/add_track?head=5", track(track_id)),
+              read=read)
         http.close()
 
 
@@ -199,32 +214,22 @@ class NodeCrash(unittest.TestCase):
 
                 return acknowledged(tally, attempt)
 
+            def read():
+                try:
+                    stub.GetQueue(pb.Empty(room=room, limit=5), timeout=5)
+                except grpc.RpcError as exc:
+                    return exc.code().name
+                return None
+
             def work(n: int, stop: threading.Event) -> None:
-                rng = random.Random(n)
-                i = 0
-                while not stop.is_set():
-                    i += 1
-                    roll = rng.random()
-                    if roll < 0.5:
-                        target = rng.choice(targets)
-                        if write(lambda key: stub.VoteTrack(
-                                pb.VoteRequest(id=target, up=True, room=room), timeout=5,
-                                metadata=key)):
-                            with tally.lock:
-                                tally.votes[target] += 1
-                    elif roll < 0.75:
-                        track_id = f"c{n}-{i}"
-                        if write(lambda key: stub.AddTrack(
-                                pb.Track(id=track_id, title="t", artist="a", room=room),
-                                timeout=5, metadata=key)):
-                            with tally.lock:
-                                tally.adds.add(track_id)
-                    else:
-                        try:
-                            stub.GetQueue(pb.Empty(room=room, limit=5), timeout=5)
-                        except grpc.RpcError as exc:
-                            tally.read_errors.append(exc.code().name)
-                    tally.note("request")
+                party(n, stop, tally, targets,
+                      vote=lambda target: write(lambda key: stub.VoteTrack(
+                          pb.VoteRequest(id=target, up=True, room=room), timeout=5,
+                          metadata=key)),
+                      add=lambda track_id: write(lambda key: stub.AddTrack(
+                          pb.Track(id=track_id, title="t", artist="a", room=room), timeout=5,
+                          metadata=key)),
+                      read=read)
 
             run_clients(work, clients=20, seconds=10, at=3, fault=cluster.grpc[0].kill)
             queue = {t.id: t.votes for t in stub.GetQueue(pb.Empty(room=room), timeout=5).queue}
