@@ -68,6 +68,9 @@ def refuse(context, exc: errors.QueueError) -> bytes:
 
 
 def _node_metadata(settings: Settings) -> tuple:
+    """x-node-id, for the initial metadata of every call. Handlers send it once the answer
+    is ready, not first: a call whose initial metadata reached the client is committed and
+    cannot be retried, so a node dying in the middle of a read would fail it for good."""
     return (("x-node-id", settings.node_id),)
 
 
@@ -78,12 +81,13 @@ def aio_handlers(methods: QueueMethods, run, node: tuple, hub: "events.Hub") -> 
         method = getattr(methods, name)
 
         async def handle(raw: bytes, context: grpc.aio.ServicerContext):
-            await context.send_initial_metadata(node)
             try:
                 plan = method(parse(message_class, raw), Metadata.of(context.invocation_metadata()))
-                return plan.reply(await run(plan.command))
+                reply = plan.reply(await run(plan.command))
             except errors.QueueError as exc:
-                return refuse(context, exc)
+                reply = refuse(context, exc)
+            await context.send_initial_metadata(node)  # last: see _node_metadata
+            return reply
 
         return grpc.unary_unary_rpc_method_handler(handle, response_serializer=_serialize)
 
@@ -139,12 +143,13 @@ def sync_handlers(methods: QueueMethods, run, node: tuple) -> dict:
         method = getattr(methods, name)
 
         def handle(raw: bytes, context: grpc.ServicerContext):
-            context.send_initial_metadata(node)
             try:
                 plan = method(parse(message_class, raw), Metadata.of(context.invocation_metadata()))
-                return plan.reply(run(plan.command))
+                reply = plan.reply(run(plan.command))
             except errors.QueueError as exc:
-                return refuse(context, exc)
+                reply = refuse(context, exc)
+            context.send_initial_metadata(node)  # last: see _node_metadata
+            return reply
 
         return grpc.unary_unary_rpc_method_handler(handle, response_serializer=_serialize)
 
