@@ -27,6 +27,7 @@ from .cluster import Cluster
 from .support import EXTERNAL, EventStream, Http, grpc_channel, track
 
 RETRYABLE_HTTP = {502, 503, 504}
+ROOMY = {"MAX_QUEUE": "1000000"}  # 20 clients add more than the default 10,000 in 10 s
 RETRYABLE_GRPC = {grpc.StatusCode.UNAVAILABLE}
 
 
@@ -170,7 +171,7 @@ class NodeCrash(unittest.TestCase):
                              f"{target}: acknowledged votes lost or counted twice")
 
     def test_a_rest_node_killed_under_load(self):
-        with Cluster(rest=3) as cluster:
+        with Cluster(rest=3, env=ROOMY) as cluster:
             room = "crash"
             http = Http(cluster.api_url)
             targets = [f"s{i}" for i in range(8)]
@@ -190,7 +191,7 @@ class NodeCrash(unittest.TestCase):
             http.close()
 
     def test_a_grpc_node_killed_under_load(self):
-        with Cluster(rest=0, grpc=3, nginx=False) as cluster:
+        with Cluster(rest=0, grpc=3, nginx=False, env=ROOMY) as cluster:
             room = "crash"
             channel = grpc_channel(cluster.grpc_target)
             stub = pb_grpc.QueueServiceStub(channel)
