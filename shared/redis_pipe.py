@@ -29,6 +29,21 @@ from .errors import StoreUnavailable
 ReplyError = hiredis.ReplyError
 RECONNECT_PAUSE = 0.1
 WATCHDOG_EVERY = 0.05
+# Error replies that mean "Redis cannot serve right now", not "this command is wrong".
+TRANSIENT = ("LOADING", "BUSY", "OOM", "MISCONF", "READONLY", "MASTERDOWN", "TRYAGAIN",
+             "CLUSTERDOWN", "NOREPLICAS")
+
+
+def transient(reply: Exception) -> StoreUnavailable | None:
+    """``StoreUnavailable`` if an error reply says that Redis cannot serve right now
+    (still loading its data, out of memory, ...), else None."""
+    text = str(reply)
+    return StoreUnavailable(text.split(" ", 1)[0].lower()) if text.startswith(TRANSIENT) else None
+
+
+def error(reply: ReplyError) -> Exception:
+    """What an error reply amounts to: a transient one is ``StoreUnavailable``."""
+    return transient(reply) or reply
 
 
 class _Protocol(asyncio.Protocol):
@@ -40,6 +55,7 @@ class _Protocol(asyncio.Protocol):
         self.buffer: list[bytes] = []
         self.flush_scheduled = False
         self.lost = False
+        self.refused: ReplyError | None = None
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -49,7 +65,17 @@ class _Protocol(asyncio.Protocol):
         reader.feed(data)
         while (reply := reader.gets()) is not False:
             future = waiters.popleft()[0]
-            if future is not None and not future.done():
+            if future is None:
+                # a reply nobody awaits: MULTI's +OK or a command's +QUEUED, or the error
+                # that refused to queue it; keep the first error for EXEC's EXECABORT
+                if type(reply) is ReplyError and self.refused is None:
+                    self.refused = reply
+                continue
+            if self.refused is not None:
+                if type(reply) is ReplyError and str(reply).startswith("EXECABORT"):
+                    reply = self.refused  # say why (e.g. LOADING), not just "discarded"
+                self.refused = None
+            if not future.done():
                 future.set_result(reply)
 
     def connection_lost(self, exc) -> None:
@@ -91,7 +117,8 @@ class PipelinedRedis:
 
     async def execute(self, *args):
         """Send one command and return its reply; a Redis error reply is raised as
-        ``ReplyError``, trouble reaching Redis as ``StoreUnavailable``."""
+        ``ReplyError``, trouble reaching Redis (or a transient error reply) as
+        ``StoreUnavailable``."""
         protocol = self._protocol
         if protocol is None or protocol.lost:
             protocol = await self._connect()
@@ -99,7 +126,7 @@ class PipelinedRedis:
         protocol.send(hiredis.pack_command(args), future)
         reply = await future
         if type(reply) is ReplyError:
-            raise reply
+            raise error(reply)
         return reply
 
     async def transaction(self, commands: list[tuple]) -> list:
@@ -115,8 +142,8 @@ class PipelinedRedis:
             protocol.send(hiredis.pack_command(command), None)
         protocol.send(b"*1\r\n$4\r\nEXEC\r\n", future)
         reply = await future
-        if type(reply) is ReplyError:  # EXECABORT: a command was refused while queued
-            raise reply
+        if type(reply) is ReplyError:  # a command was refused while queued (e.g. LOADING)
+            raise error(reply)
         return reply
 
     async def aclose(self) -> None:

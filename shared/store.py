@@ -19,11 +19,8 @@ from redis.retry import Retry
 from .config import Settings
 from .errors import StoreUnavailable
 from .queue import Command, Fetch
-from .redis_pipe import PipelinedRedis, ReplyError
+from .redis_pipe import PipelinedRedis, ReplyError, error, transient
 
-# Replies that mean "Redis cannot serve right now", not "your request is wrong".
-_TRANSIENT = ("LOADING", "BUSY", "OOM", "MISCONF", "READONLY", "MASTERDOWN", "TRYAGAIN",
-              "CLUSTERDOWN", "NOREPLICAS")
 POOL_SIZE = 64
 
 
@@ -49,8 +46,8 @@ def unavailable(exc: Exception) -> StoreUnavailable | None:
         return StoreUnavailable("timed out")
     if isinstance(exc, ConnectionError):
         return StoreUnavailable("no connection")
-    if isinstance(exc, ResponseError) and str(exc).startswith(_TRANSIENT):
-        return StoreUnavailable(str(exc).split(" ", 1)[0].lower())
+    if isinstance(exc, ResponseError):
+        return transient(exc)
     return None
 
 
@@ -69,14 +66,9 @@ class AsyncRunner:
         self.client = client
 
     async def __call__(self, command: Command):
-        try:
-            result = command.decode(await self._reply(command))
-            while type(result) is Fetch:
-                result = result.then(await self.client.execute(*result.args))
-        except ReplyError as exc:
-            if str(exc).startswith(_TRANSIENT):
-                raise StoreUnavailable(str(exc).split(" ", 1)[0].lower()) from exc
-            raise
+        result = command.decode(await self._reply(command))
+        while type(result) is Fetch:
+            result = result.then(await self.client.execute(*result.args))
         return result
 
     async def _reply(self, command: Command):
@@ -90,7 +82,7 @@ class AsyncRunner:
             if type(replies[0]) is ReplyError and str(replies[0]).startswith("NOSCRIPT"):
                 replies = await client.transaction([_eval(command), *command.more])
             if type(replies[0]) is ReplyError:
-                raise replies[0]
+                raise error(replies[0])
             return replies
         try:
             return await client.execute(*_evalsha(command))

@@ -122,6 +122,11 @@ def http_ok(url: str) -> bool:
         return reply.status == 200
 
 
+def _accepts(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=1):
+        return True
+
+
 def redis_ping(port: int) -> bool:
     with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
         s.sendall(b"PING\r\n")
@@ -224,14 +229,18 @@ class Cluster:
 
     # -- pieces --------------------------------------------------------------------
 
-    def start_redis(self, port: int | None = None) -> Process:
-        """Start (or restart, on the same port and data directory) the redis-server."""
+    def start_redis(self, port: int | None = None, extra: tuple[str, ...] = (),
+                    loaded: bool = True) -> Process:
+        """Start (or restart, on the same port and data directory) the redis-server, and
+        wait until it answers PING (``loaded``) or merely accepts connections (while it may
+        still be loading its data)."""
         self.redis_port = port or self.redis_port or free_port()
         argv = [require("redis-server"), "--port", str(self.redis_port), "--bind", "127.0.0.1",
                 "--save", "", "--appendonly", "no", "--dir", str(self.dir),
-                "--protected-mode", "no", *self.redis_args]
+                "--protected-mode", "no", *self.redis_args, *extra]
         self.redis = Process("redis", argv, self.dir / "redis.log").start()
-        _wait(lambda: redis_ping(self.redis_port), "redis-server", self.redis)
+        ready = redis_ping if loaded else _accepts
+        _wait(lambda: ready(self.redis_port), "redis-server", self.redis)
         return self.redis
 
     def node_env(self, **overrides: str) -> dict:

@@ -5,6 +5,7 @@ stopped with SIGTERM lets its calls finish (a local cluster of its own)."""
 from __future__ import annotations
 
 import signal
+import socket
 import threading
 import time
 import unittest
@@ -116,6 +117,52 @@ class Outage(unittest.TestCase):
         finally:
             cluster.redis.signal(signal.SIGCONT)
         self.assertRecovers()
+
+
+    def test_redis_loading_its_data(self):
+        """A restarted Redis refuses commands with LOADING until its data is in memory
+        (here slowed down to 5 s); a node answers 503, not 500, also for the
+        writes that run as a MULTI/EXEC transaction (Redis aborts them with EXECABORT)."""
+        self.assertEqual(self.http.post("/add_track", track("loaded")).status, 200)
+        fillers = [f"filler:{n}" for n in range(2000)]
+        redis_commands(cluster.redis_port, *(f"SET {key} x" for key in fillers), "SAVE")
+        cluster.redis.stop()
+        try:
+            cluster.start_redis(extra=("--key-load-delay", "2500",
+                                       "--loading-process-events-interval-bytes", "1024"),
+                                loaded=False)
+            self.assertUnavailable()
+            for path in ("/vote?id=loaded&head=3", "/play_next"):
+                reply, took = self.timed("POST", path)
+                self.assertEqual(reply.status, 503, (path, reply.body))
+                self.assertIn("loading", reply.json()["detail"])
+            self.assertGrpcUnavailable()
+            self.assertEqual(redis_commands(cluster.redis_port, "PING", check=False)[0][:8],
+                             b"-LOADING", "Redis finished loading before the checks did")
+        finally:
+            cluster.redis.stop()
+            cluster.start_redis()
+        self.assertRecovers()
+        self.assertGrpcRecovers()
+        self.assertEqual(self.http.get("/metadata/loaded").json()["votes"], 0)
+        redis_commands(cluster.redis_port, "DEL " + " ".join(fillers))
+
+
+def redis_commands(port: int, *commands: str, check: bool = True) -> list[bytes]:
+    """Send Redis inline commands in one go and return their (one-line) replies; an error
+    reply fails unless ``check`` is off."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall("".join(f"{command}\r\n" for command in commands).encode())
+        received = b""
+        while received.count(b"\r\n") < len(commands):
+            chunk = conn.recv(65536)
+            if not chunk:
+                raise ConnectionError("Redis closed the connection")
+            received += chunk
+    replies = received.split(b"\r\n")[:len(commands)]
+    if check and any(reply.startswith(b"-") for reply in replies):
+        raise AssertionError(f"Redis refused a command: {replies}")
+    return replies
 
 
 class GrpcShutdown(unittest.TestCase):
