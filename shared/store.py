@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import redis
 from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError, NoScriptError, ResponseError, TimeoutError
+from redis.exceptions import (BusyLoadingError, ConnectionError, NoScriptError, ResponseError,
+                              TimeoutError)
 from redis.retry import Retry
 
 from .config import Settings
@@ -44,6 +45,8 @@ def unavailable(exc: Exception) -> StoreUnavailable | None:
     """The StoreUnavailable that a Redis exception amounts to, or None if it is a bug."""
     if isinstance(exc, TimeoutError):
         return StoreUnavailable("timed out")
+    if isinstance(exc, BusyLoadingError):  # a ConnectionError to redis-py
+        return StoreUnavailable("loading")
     if isinstance(exc, ConnectionError):
         return StoreUnavailable("no connection")
     if isinstance(exc, ResponseError):
