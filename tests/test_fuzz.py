@@ -812,7 +812,9 @@ def judge_rest(case, status: int, headers: dict, body: bytes, head: bool = False
         if detail is None:
             problems.append(("error without a JSON detail", summary, seen))
         elif status in (400, 422) and case.names:
-            names = case.names if "x-node-id" in headers else case.names | {"HTTP"}
+            # nginx's own refusals (X-Node-Id: nginx) only know the request was bad HTTP
+            by_nginx = headers.get("x-node-id", "nginx") == "nginx"
+            names = case.names | {"HTTP"} if by_nginx else case.names
             if not _names_problem(detail, names):
                 problems.append(("detail that does not name the problem", summary, seen))
     elif status == 200 and ctype.startswith("application/json") and body:
