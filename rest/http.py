@@ -113,11 +113,41 @@ def _lenient_loads(body: bytes):
     except UnicodeDecodeError as exc:
         raise errors.MalformedRequest(f"the body is not valid UTF-8 (byte {exc.start})") from None
     try:
-        return json.loads(text)
+        data = json.loads(text, parse_constant=_Unreadable.constant, parse_int=_Unreadable.integer)
     except RecursionError:
         raise errors.MalformedRequest("the JSON body is nested too deeply") from None
     except ValueError as exc:
         raise errors.MalformedRequest(f"the body is not valid JSON: {exc}") from None
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if type(value) is _Unreadable:
+                raise errors.MalformedRequest(f'the body cannot be read: "{key}" is {value}')
+    return data
+
+
+class _Unreadable:
+    """What the standard parser takes but JSON has not (NaN, Infinity), or a number too long
+    to convert: refused as soon as the field that holds it is known (deeper down, it breaks
+    that field's rules)."""
+
+    def __init__(self, token: str, why: str):
+        self.token, self.why = token, why
+
+    def __repr__(self) -> str:
+        return self.token
+
+    def __str__(self) -> str:
+        return f"{self.token}, {self.why}"
+
+    @classmethod
+    def constant(cls, name: str) -> "_Unreadable":
+        return cls(name, "which is not a JSON number")
+
+    @classmethod
+    def integer(cls, digits: str):
+        if len(digits) > 4300:  # Python's own limit on converting digits (a DoS guard)
+            return cls(f"a number of {len(digits):,} digits", "too long (no field takes more than 64)")
+        return int(digits)
 
 
 def rest_id(track_id: str):
