@@ -74,6 +74,38 @@ def _node_metadata(settings: Settings) -> tuple:
     return (("x-node-id", settings.node_id),)
 
 
+class AioHealth(health.aio.HealthServicer):
+    """The standard health service, naming the node that answers like every other call."""
+
+    def __init__(self, node: tuple):
+        super().__init__()
+        self.node = node
+
+    async def Check(self, request, context):
+        await context.send_initial_metadata(self.node)
+        return await super().Check(request, context)
+
+    async def Watch(self, request, context):
+        await context.send_initial_metadata(self.node)
+        await super().Watch(request, context)
+
+
+class SyncHealth(health.HealthServicer):
+    """The same for the thread-pool server."""
+
+    def __init__(self, node: tuple):
+        super().__init__()
+        self.node = node
+
+    def Check(self, request, context):
+        context.send_initial_metadata(self.node)
+        return super().Check(request, context)
+
+    def Watch(self, request, context, send_response_callback=None):
+        context.send_initial_metadata(self.node)
+        return super().Watch(request, context, send_response_callback)
+
+
 # -- grpc.aio ---------------------------------------------------------------------------
 
 def aio_handlers(methods: QueueMethods, run, node: tuple, hub: "events.Hub") -> dict:
@@ -103,9 +135,10 @@ async def create_aio_server(settings: Settings, address: str):
     run = store.AsyncRunner(client)
     hub = events.Hub(settings)
     server = grpc.aio.server(options=OPTIONS)
+    node = _node_metadata(settings)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
-        SERVICE, aio_handlers(QueueMethods(settings), run, _node_metadata(settings), hub)),))
-    health_servicer = health.aio.HealthServicer()
+        SERVICE, aio_handlers(QueueMethods(settings), run, node, hub)),))
+    health_servicer = AioHealth(node)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for service in ("", SERVICE):
         await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
@@ -161,9 +194,10 @@ def create_sync_server(settings: Settings, address: str, workers: int = 32):
     unary methods; Watch needs the aio server."""
     run = store.SyncRunner(store.sync_client(settings))
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=OPTIONS)
+    node = _node_metadata(settings)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
-        SERVICE, sync_handlers(QueueMethods(settings), run, _node_metadata(settings))),))
-    health_servicer = health.HealthServicer()
+        SERVICE, sync_handlers(QueueMethods(settings), run, node)),))
+    health_servicer = SyncHealth(node)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for service in ("", SERVICE):
         health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)

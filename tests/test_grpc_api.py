@@ -204,5 +204,10 @@ class Service(GrpcCase):
     def test_health(self):
         health = health_pb2_grpc.HealthStub(self.channel)
         for service in ("", "queue.QueueService"):
-            reply = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=TIMEOUT)
+            reply, call = health.Check.with_call(health_pb2.HealthCheckRequest(service=service),
+                                                 timeout=TIMEOUT)
             self.assertEqual(reply.status, health_pb2.HealthCheckResponse.SERVING)
+            self.assertTrue(dict(call.initial_metadata()).get("x-node-id"))
+        with self.assertRaises(grpc.RpcError) as caught:
+            health.Check(health_pb2.HealthCheckRequest(service="nope"), timeout=TIMEOUT)
+        self.assertEqual(caught.exception.code(), grpc.StatusCode.NOT_FOUND)
