@@ -167,11 +167,26 @@ def _operation(summary, parameters, body, success, codes, admin, room: bool) -> 
     return op
 
 
+def _conditional(get: dict) -> None:
+    """GET /queue: an ETag from the room version, and 304 for a client that has it."""
+    get["parameters"].append({
+        "name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"},
+        "description": "The ETag of a queue you hold: 304 with no body if it is still current."})
+    get["responses"]["200"]["headers"] = {"ETag": {
+        "description": "The room version, quoted; it changes with every change to the room.",
+        "schema": {"type": "string"}}}
+    get["responses"] = {"200": get["responses"]["200"],
+                        "304": {"description": "Not modified: the If-None-Match ETag is current"},
+                        **{code: r for code, r in get["responses"].items() if code != "200"}}
+
+
 def document() -> dict:
     paths: dict = {}
     for path, method, *rest in ROOM_ENDPOINTS:
         paths.setdefault(path, {})[method] = _operation(*rest, room=False)
         paths.setdefault("/rooms/{room}" + path, {})[method] = _operation(*rest, room=True)
+    for path in ("/queue", "/rooms/{room}/queue"):
+        _conditional(paths[path]["get"])
     text = {"content": {"text/html": {"schema": {"type": "string"}}}}
     paths["/"] = {"get": {"summary": "The web page of the default room", "tags": ["pages"],
                           "responses": {"200": {"description": "HTML", **text}}}}

@@ -282,6 +282,13 @@ class Errors(RestCase):
         for raw in (b"{", b"not json", b"[1, 2]", b'"text"', b"\xff\xfe", b"", b"null"):
             reply = self.http.request("POST", self.at("/add_track"), raw=raw)
             self.assertError(reply, 400)
+        # what Python's json module would take but JSON is not, or cannot be read at all
+        for constant in (b"NaN", b"Infinity", b"-Infinity"):
+            raw = b'{"id": "n", "title": "t", "artist": "a", "duration": ' + constant + b"}"
+            self.assertError(self.http.request("POST", self.at("/add_track"), raw=raw), 400,
+                             constant.decode().lstrip("-"))
+        raw = b'{"id": ' + b"9" * 5000 + b', "title": "t", "artist": "a"}'
+        self.assertError(self.http.request("POST", self.at("/add_track"), raw=raw), 400, "digits")
 
     def test_values_out_of_their_rules_are_422_naming_the_field(self):
         cases = [
@@ -313,7 +320,9 @@ class Errors(RestCase):
 
     def test_a_body_over_64_kib_is_413(self):
         big = {"id": "x", "title": "t" * 70_000, "artist": "a"}
-        self.assertError(self.http.post(self.at("/add_track"), big), 413, "64 KiB")
+        reply = self.http.post(self.at("/add_track"), big)
+        self.assertError(reply, 413, "64 KiB")
+        self.assertTrue(reply.headers.get("x-node-id"), reply.headers)  # nginx's own answer too
 
     def test_unknown_paths_and_methods(self):
         self.assertError(self.http.get("/no/such/thing"), 404)
@@ -385,6 +394,10 @@ class Protocol(RestCase):
             self.assertIn("/rooms/{room}" + path, doc["paths"])
         for path in ("/healthz", "/readyz", "/docs", "/"):
             self.assertIn(path, doc["paths"])
+        queue = doc["paths"]["/queue"]["get"]
+        self.assertIn("If-None-Match", [p["name"] for p in queue["parameters"]])
+        self.assertIn("ETag", queue["responses"]["200"]["headers"])
+        self.assertIn("304", queue["responses"])
 
     def test_pages_are_html(self):
         for path in ("/", "/docs", self.at("/")):
