@@ -122,11 +122,6 @@ def http_ok(url: str) -> bool:
         return reply.status == 200
 
 
-def _accepts(port: int) -> bool:
-    with socket.create_connection(("127.0.0.1", port), timeout=1):
-        return True
-
-
 def redis_ping(port: int) -> bool:
     with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
         s.sendall(b"PING\r\n")
@@ -239,7 +234,7 @@ class Cluster:
                 "--save", "", "--appendonly", "no", "--dir", str(self.dir),
                 "--protected-mode", "no", *self.redis_args, *extra]
         self.redis = Process("redis", argv, self.dir / "redis.log").start()
-        ready = redis_ping if loaded else _accepts
+        ready = redis_ping if loaded else _port_open
         _wait(lambda: ready(self.redis_port), "redis-server", self.redis)
         return self.redis
 
