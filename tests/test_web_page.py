@@ -60,6 +60,46 @@ class WebPage(unittest.TestCase):
                               what="the count to become -1")
         self.assertEqual(self.http.get(f"/rooms/{self.room}/metadata/v1").json()["votes"], -1)
 
+    def test_quick_clicks_count_in_the_order_they_were_made(self):
+        self.http.post(f"/rooms/{self.room}/add_track", track("q1", title="Quick"))
+        self.browser.wait_for(f"document.querySelector('{self.item('q1')}')")
+        for n in range(20):  # down, up, down, ... up: the last click is the ballot that stays
+            self.browser.click(f'{self.item("q1")} button.vote.{"up" if n % 2 else "down"}')
+        self.browser.wait_for("performance.getEntriesByType('resource')"
+                              ".filter(e => e.name.includes('/vote?')).length === 20",
+                              what="the twenty votes to be answered")
+        self.assertEqual(self.http.get(f"/rooms/{self.room}/metadata/q1").json()["votes"], 1)
+        self.browser.wait_for(f"document.querySelector('{self.item('q1')} .count').textContent === '1'",
+                              what="the count to become 1")
+        self.assertEqual(self.browser.js(f"document.querySelector('{self.item('q1')} button.vote.up')"
+                                         ".getAttribute('aria-pressed')"), "true")
+
+    def test_the_list_changes_in_place_and_keeps_its_order(self):
+        for track_id in ("o1", "o2"):
+            self.http.post(f"/rooms/{self.room}/add_track", track(track_id, title=track_id))
+        self.browser.wait_for("document.querySelectorAll('#queue li').length === 2")
+        self.browser.js(f"window.kept = document.querySelector('{self.item('o1')} button.vote.up')")
+        self.http.post(f"/rooms/{self.room}/vote?id=o2&up=true&voter=someone-else")
+        order = "[...document.querySelectorAll('#queue li')].map(li => li.dataset.id + li.querySelector('.pos').textContent).join()"
+        self.browser.wait_for(f"{order} === 'o21,o12'", what="o2 to move ahead of o1")
+        # the same button, not a new one drawn over it: a click in progress is not lost
+        self.assertTrue(self.browser.js(
+            f"window.kept === document.querySelector('{self.item('o1')} button.vote.up')"))
+        self.http.post(f"/rooms/{self.room}/play_next", headers=admin_headers())
+        self.browser.wait_for(f"{order} === 'o11'", what="o2 to leave the queue")
+
+    def test_pages_left_behind_let_go_of_their_streams(self):
+        # A browser opens six connections to a server at most; a page left open on a stream
+        # would leave the sixth room visited in the same tab unable to send anything.
+        for _ in range(7):
+            self.browser.open(f"{self.base}/rooms/{unique('visited')}/")
+            self.browser.wait_for("document.getElementById('status').textContent === 'live'",
+                                  what="the event stream to connect")
+        self.browser.type_into("#add-title", "Still Heard")
+        self.browser.type_into("#add-artist", "The Seventh Room")
+        self.browser.click("#add-submit")
+        self.browser.wait_for("document.querySelector('#queue li')", what="the track to be added")
+
     def test_the_add_form_now_playing_and_history(self):
         self.browser.type_into("#add-title", "Typed In")
         self.browser.type_into("#add-artist", "The Keyboard")

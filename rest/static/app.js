@@ -30,8 +30,10 @@ async function api(method, path, body) {
   try {
     response = await fetch(BASE + path, {
       method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(10000),
     });
   } catch (err) {
+    if (err.name === "TimeoutError") throw new Error("the server did not answer within 10 s; try again");
     throw new Error("the server cannot be reached; check your connection");
   }
   const node = response.headers.get("X-Node-Id");
@@ -83,39 +85,69 @@ function trackInfo(track, extra) {
     el("div", { className: "meta" }, extra ? `${meta} · ${extra}` : meta));
 }
 
-function voteButton(track, up) {
-  const mine = ballots[ballotKey(track)];
-  const label = `${up ? "Vote up" : "Vote down"} ${track.title}`;
+// One <li> per queued track, kept from one render to the next: a change updates the
+// numbers and the order in place, so a click is never lost to a button replaced under the
+// pointer between press and release, and the keyboard focus stays where it was.
+const items = new Map();  // ballotKey -> { item, pos, count, up, down, track }
+
+function voteButton(entry, up) {
+  const label = `${up ? "Vote up" : "Vote down"} ${entry.track.title}`;
   const button = el("button", {
     type: "button", className: `vote ${up ? "up" : "down"}`, textContent: up ? "▲" : "▼",
     title: label,
   });
   button.setAttribute("aria-label", label);
-  button.setAttribute("aria-pressed", String(mine === (up ? 1 : -1)));
-  button.dataset.id = String(track.id);
+  button.dataset.id = String(entry.track.id);
   button.dataset.up = String(up);
-  button.addEventListener("click", () => vote(track, up));
+  button.addEventListener("click", () => vote(entry.track, up));
   return button;
+}
+
+function queueItem(track) {
+  const key = ballotKey(track);
+  let entry = items.get(key);
+  if (!entry) {
+    entry = { track };
+    entry.pos = el("span", { className: "pos" });
+    entry.count = el("span", { className: "count" });
+    entry.up = voteButton(entry, true);
+    entry.down = voteButton(entry, false);
+    entry.item = el("li", {}, entry.pos, trackInfo(track),
+      el("div", { className: "votes" }, entry.up, entry.count, entry.down));
+    entry.item.dataset.id = String(track.id);
+    items.set(key, entry);
+  }
+  entry.track = track;
+  return entry;
+}
+
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
 }
 
 function renderQueue() {
   const list = $("queue");
   const focused = document.activeElement;
-  const refocus = focused && focused.classList.contains("vote")
-    ? [focused.dataset.id, focused.dataset.up] : null;
-  list.replaceChildren(...state.queue.map((track, i) => {
-    const count = el("span", { className: "count", textContent: String(track.votes) });
-    count.setAttribute("aria-label", plural(track.votes, "vote"));
-    const item = el("li", {}, el("span", { className: "pos", textContent: String(i + 1) }),
-      trackInfo(track),
-      el("div", { className: "votes" }, voteButton(track, true), count, voteButton(track, false)));
-    item.dataset.id = String(track.id);
-    return item;
-  }));
-  if (refocus) {
-    const again = list.querySelector(`button.vote[data-id="${CSS.escape(refocus[0])}"][data-up="${refocus[1]}"]`);
-    if (again) again.focus();
+  const shown = new Set();
+  state.queue.forEach((track, i) => {
+    const entry = queueItem(track);
+    shown.add(ballotKey(track));
+    setText(entry.pos, String(i + 1));
+    setText(entry.count, String(track.votes));
+    entry.count.setAttribute("aria-label", plural(track.votes, "vote"));
+    const mine = ballots[ballotKey(track)];
+    entry.up.setAttribute("aria-pressed", String(mine === 1));
+    entry.down.setAttribute("aria-pressed", String(mine === -1));
+    if (list.children[i] !== entry.item) list.insertBefore(entry.item, list.children[i] || null);
+  });
+  for (const [key, entry] of items) {
+    if (!shown.has(key)) {
+      entry.item.remove();
+      items.delete(key);
+    }
   }
+  // (moving a focused button to its new place takes the focus away from it)
+  if (focused && focused.isConnected && document.activeElement !== focused) focused.focus();
   $("queue-empty").hidden = state.length > 0;
   $("queue-count").textContent = state.length ? `(${state.length})` : "";
   const more = state.length - state.queue.length;
@@ -195,7 +227,14 @@ function connect() {
   for (const type of ["add", "remove", "vote", "play", "clear"]) {
     source.addEventListener(type, (e) => applyChange(JSON.parse(e.data)));
   }
+  // A page left for another (or kept in the back/forward cache) lets go of its stream:
+  // a browser opens only six connections to one server, and streams left open by pages
+  // already left would starve the next page's requests. Coming back reconnects, and the
+  // stream's first event, a snapshot, brings the page up to date.
+  addEventListener("pagehide", () => source.close(), { once: true });
 }
+
+addEventListener("pageshow", (event) => { if (event.persisted) connect(); });
 
 // -- actions --------------------------------------------------------------------------
 
@@ -207,7 +246,16 @@ function applyWrite(data) {
   }
 }
 
-async function vote(track, up) {
+// Votes go out one after another, in the order they were clicked: two quick clicks
+// sent side by side could reach the server the other way round, and the earlier one win.
+let voting = Promise.resolve();
+
+function vote(track, up) {
+  voting = voting.then(() => sendVote(track, up));
+  return voting;
+}
+
+async function sendVote(track, up) {
   const data = await attempt(() => api("POST",
     `/vote?id=${encodeURIComponent(track.id)}&up=${up}&voter=${encodeURIComponent(VOTER)}`));
   if (!data) return;
