@@ -16,6 +16,7 @@ import json
 import os
 import sys
 import time
+from typing import NamedTuple
 
 import grpc
 
@@ -40,9 +41,46 @@ HEALTH_CHECKED = {**BALANCED, "healthCheckConfig": {"serviceName": "queue.QueueS
 WATCH_RETRY = 1.0
 
 
+READ_PATHS = frozenset(f"/{m['service']}/{m['method']}" for m in READS)
+
+
+class _CallDetails(NamedTuple):
+    method: str
+    timeout: float | None
+    metadata: object
+    credentials: object
+    wait_for_ready: object
+    compression: object
+
+
+class ReadAgain(grpc.UnaryUnaryClientInterceptor):
+    """gRPC retries a call only until the node's first answer (its headers) arrives: after
+    that the call is "committed". A node killed between its headers and its reply (they
+    are written one after the other) fails a read with UNAVAILABLE that the retry policy
+    may not repeat. A read is harmless to repeat, so it is tried once more, within what is
+    left of its deadline."""
+
+    def intercept_unary_unary(self, continuation, details, request):
+        started = time.monotonic()
+        outcome = continuation(details, request)
+        if (details.method not in READ_PATHS or outcome.code() != grpc.StatusCode.UNAVAILABLE
+                or not outcome.initial_metadata()):
+            return outcome
+        timeout = details.timeout
+        if timeout is not None:
+            timeout -= time.monotonic() - started
+            if timeout <= 0:
+                return outcome
+        return continuation(_CallDetails(details.method, timeout, details.metadata,
+                                         details.credentials, details.wait_for_ready,
+                                         details.compression), request)
+
+
 def channel(target: str) -> grpc.Channel:
     config = HEALTH_CHECKED if target.startswith(("dns:", "ipv4:", "ipv6:")) else BALANCED
-    return grpc.insecure_channel(target, options=[("grpc.service_config", json.dumps(config))])
+    return grpc.intercept_channel(
+        grpc.insecure_channel(target, options=[("grpc.service_config", json.dumps(config))]),
+        ReadAgain())
 
 
 # -- rendering ----------------------------------------------------------------------------

@@ -123,3 +123,50 @@ class Cli(unittest.TestCase):
                 watcher.kill()
                 watcher.stdout.close()
                 watcher.stderr.close()
+
+
+class ReadAfterHeaders(unittest.TestCase):
+    """A node killed between its headers and its reply: the client sees the node's initial
+    metadata, then UNAVAILABLE. gRPC's retry policy never repeats a call once headers
+    arrived; the client's channel repeats a read (never a write) once itself."""
+
+    def setUp(self) -> None:
+        from concurrent import futures
+
+        import grpc
+
+        from proto import queue_pb2 as pb
+
+        self.calls: list[str] = []
+
+        def handler(name: str, reply):
+            def handle(raw: bytes, context) -> bytes:
+                self.calls.append(name)
+                context.send_initial_metadata((("x-node-id", "dying"),))
+                if self.calls.count(name) == 1:  # headers out, then the node goes away
+                    context.abort(grpc.StatusCode.UNAVAILABLE, "Stream removed")
+                return reply.SerializeToString()
+            return grpc.unary_unary_rpc_method_handler(handle)
+
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+        self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+            "queue.QueueService", {"GetQueue": handler("GetQueue", pb.QueueList()),
+                                   "AddTrack": handler("AddTrack", pb.QueueResponse())}),))
+        self.port = self.server.add_insecure_port("127.0.0.1:0")
+        self.server.start()
+        self.addCleanup(self.server.stop, None)
+
+    def test_a_read_is_tried_again_and_a_write_is_not(self):
+        import grpc
+
+        from grpc_svc.client import channel
+        from proto import queue_pb2 as pb
+        from proto import queue_pb2_grpc as pb_grpc
+
+        with channel(f"127.0.0.1:{self.port}") as chan:
+            stub = pb_grpc.QueueServiceStub(chan)
+            stub.GetQueue(pb.Empty(), timeout=5)
+            with self.assertRaises(grpc.RpcError) as caught:
+                stub.AddTrack(pb.Track(id="x", title="t", artist="a"), timeout=5)
+        self.assertEqual(caught.exception.code(), grpc.StatusCode.UNAVAILABLE)
+        self.assertEqual(self.calls, ["GetQueue", "GetQueue", "AddTrack"])
