@@ -276,14 +276,17 @@ def grpc_stack() -> None:
           f"calls, outcomes {dict(direct)}")
     total = sum(load.outcomes.values())
     failed = {k: v for k, v in load.outcomes.items() if not k.endswith(" OK")}
-    # nginx cannot see a node drain (no gRPC health checks in open-source nginx), so calls
-    # that reached a stopping node's HTTP/2 layer but not yet its handlers come back
-    # CANCELLED (grpc core bug grpc/grpc#41785). They never ran: the vote count shows it.
-    check(all(k.endswith(" CANCELLED") for k in failed),
+    # nginx cannot see a node drain (no gRPC health checks in open-source nginx), so a few
+    # calls that reached a stopping node's HTTP/2 layer but not yet its handlers come back
+    # CANCELLED (grpc core bug grpc/grpc#41785), or UNAVAILABLE when the node's GOAWAY
+    # reached nginx first (nginx cannot resend a streamed gRPC request). They never ran:
+    # the vote count below shows it. This plain client, without retries, shows them all.
+    check(all(k.endswith((" CANCELLED", " UNAVAILABLE")) for k in failed)
+          and sum(failed.values()) <= total / 500,
           f"through nginx: {total} calls, outcomes {dict(load.outcomes)}")
     votes = stub.GetMetadata(pb.TrackId(id="hit", room=room), timeout=5).votes
     check(votes == load.outcomes["vote OK"] + direct["vote OK"],
-          f"every acknowledged vote counted once, no cancelled one applied ({votes})")
+          f"every acknowledged vote counted once, no failed one applied ({votes})")
     channel.close()
     wait_for("only 3 nodes answer", lambda: len(grpc_nodes(40)) == 3, timeout=30)
     check(True, "3 distinct x-node-id values after scaling down")
