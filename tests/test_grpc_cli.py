@@ -9,7 +9,14 @@ import subprocess
 import sys
 import time
 import unittest
+from concurrent import futures
 from pathlib import Path
+
+import grpc
+
+from grpc_svc.client import channel
+from proto import queue_pb2 as pb
+from proto import queue_pb2_grpc as pb_grpc
 
 from .support import ADMIN_TOKEN, grpc_target, unique
 
@@ -131,12 +138,6 @@ class ReadAfterHeaders(unittest.TestCase):
     arrived; the client's channel repeats a read (never a write) once itself."""
 
     def setUp(self) -> None:
-        from concurrent import futures
-
-        import grpc
-
-        from proto import queue_pb2 as pb
-
         self.calls: list[str] = []
 
         def handler(name: str, reply):
@@ -157,12 +158,6 @@ class ReadAfterHeaders(unittest.TestCase):
         self.addCleanup(self.server.stop, None)
 
     def test_a_read_is_tried_again_and_a_write_is_not(self):
-        import grpc
-
-        from grpc_svc.client import channel
-        from proto import queue_pb2 as pb
-        from proto import queue_pb2_grpc as pb_grpc
-
         with channel(f"127.0.0.1:{self.port}") as chan:
             stub = pb_grpc.QueueServiceStub(chan)
             stub.GetQueue(pb.Empty(), timeout=5)
