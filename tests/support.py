@@ -7,6 +7,11 @@ balancer) and/or ``GRPC_TARGET`` set, the API tests run against that deployment 
 tests that must start or break servers of their own are skipped there, and so are the
 tests of the front door whose address was not given. A test never passes against a server
 that is down: the first request fails it.
+
+Against a deployment the tests change only data of their own: they work in rooms with
+random names and leave the default room (which a party may be using through the room-less
+endpoints) alone. The tests of the room-less endpoints run there only with
+``TEST_USE_DEFAULT_ROOM=1``; otherwise they are skipped, saying why.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ API_URL = os.environ.get("API_URL", "").rstrip("/")
 GRPC_TARGET = os.environ.get("GRPC_TARGET", "")
 EXTERNAL = bool(API_URL or GRPC_TARGET)
 ADMIN_TOKEN = os.environ.get("ADMIN_TOKEN", "")  # the deployment's, in external mode
+USE_DEFAULT_ROOM = not EXTERNAL or os.environ.get("TEST_USE_DEFAULT_ROOM", "").strip() == "1"
 GRPC_NODES = 2
 
 _shared: Cluster | None = None
@@ -42,6 +48,13 @@ def local_cluster() -> Cluster:
         if _shared is None:
             _shared = Cluster(rest=2, grpc=GRPC_NODES).start()
     return _shared
+
+
+def default_room() -> None:
+    """Skip the calling test where it would change a deployment's default room."""
+    if not USE_DEFAULT_ROOM:
+        raise unittest.SkipTest("changes the default room of the deployment under test; "
+                                "set TEST_USE_DEFAULT_ROOM=1 to run it there")
 
 
 EXTERNAL_WAIT = 60.0  # seconds an external deployment gets to answer before tests fail

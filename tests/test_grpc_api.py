@@ -12,7 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from proto import queue_pb2 as pb
 from proto import queue_pb2_grpc as pb_grpc
 
-from .support import admin_metadata, grpc_channel, unique
+from .support import admin_metadata, default_room, grpc_channel, unique
 
 TIMEOUT = 5
 
@@ -116,6 +116,7 @@ class Methods(GrpcCase):
                          [])
 
     def test_the_default_room(self):
+        default_room()
         track_id = unique("def")
         self.stub.AddTrack(pb.Track(id=track_id, title="t", artist="a"), timeout=TIMEOUT)
         ids = [t.id for t in self.stub.GetQueue(pb.Empty(), timeout=TIMEOUT).queue]

@@ -1,4 +1,6 @@
-"""The README's curl and PowerShell examples work as written (host and port aside)."""
+"""The README's curl, PowerShell and command-line examples work as written (host and port
+aside). Against a deployment without TEST_USE_DEFAULT_ROOM=1 they run in rooms of their
+own: the room-less paths go under /rooms/<room>, and named rooms get private names."""
 
 from __future__ import annotations
 
@@ -13,11 +15,39 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .support import ADMIN_TOKEN, Http, admin_headers, api_url, grpc_target
+from .support import USE_DEFAULT_ROOM, ADMIN_TOKEN, Http, admin_headers, api_url, grpc_target, unique
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 PUBLIC = "http://localhost:8080"
 HOST_ONLY = re.compile(r"/(play_next|remove_track|clear)\b")
+NAMED_ROOM = re.compile(r"(?<=/rooms/)[A-Za-z0-9_-]+|(?<=--room )[A-Za-z0-9_-]+")
+
+
+class Rooms:
+    """Where the examples run: as written, or in private rooms (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, str] = {}
+        self.default = "default" if USE_DEFAULT_ROOM else unique("readme")
+
+    def private(self, name: str) -> str:
+        if USE_DEFAULT_ROOM:
+            return name
+        return self.names.setdefault(name, unique(f"readme-{name}"))
+
+    def url(self, line: str, base: str) -> str:
+        line = NAMED_ROOM.sub(lambda m: self.private(m.group(0)), line)
+        if not USE_DEFAULT_ROOM:
+            line = re.sub(re.escape(PUBLIC) + r"/(?!rooms/)", f"{PUBLIC}/rooms/{self.default}/",
+                          line)
+        return line.replace(PUBLIC, base)
+
+    def cli(self, argv: list[str]) -> list[str]:
+        argv = [self.private(a) if i and argv[i - 1] == "--room" else a
+                for i, a in enumerate(argv)]
+        if "--room" not in argv and not USE_DEFAULT_ROOM:
+            argv[3:3] = ["--room", self.default]
+        return argv
 
 
 def code_lines(prefix: str) -> list[str]:
@@ -49,8 +79,11 @@ class ReadmeExamples(unittest.TestCase):
         self.http = Http(self.base)
         self.addCleanup(self.http.close)
 
+        self.rooms = Rooms()
+
     def clear_default_room(self) -> None:
-        self.assertEqual(self.http.post("/clear", headers=admin_headers()).status, 200)
+        at = "" if USE_DEFAULT_ROOM else f"/rooms/{self.rooms.default}"
+        self.assertEqual(self.http.post(f"{at}/clear", headers=admin_headers()).status, 200)
 
     def test_every_curl_example(self):
         if shutil.which("curl") is None:
@@ -59,7 +92,7 @@ class ReadmeExamples(unittest.TestCase):
         self.assertGreaterEqual(len(lines), 7)
         self.clear_default_room()
         for line in lines:
-            argv = shlex.split(line.replace(PUBLIC, self.base))
+            argv = shlex.split(self.rooms.url(line, self.base))
             if HOST_ONLY.search(line):
                 argv += [f"-H{k}: {v}" for k, v in admin_headers().items()]
             streaming = "/events" in line  # runs until cut off: give it a second
@@ -74,7 +107,7 @@ class ReadmeExamples(unittest.TestCase):
         self.assertGreaterEqual(len(lines), 7)
         self.clear_default_room()
         for line in lines:
-            request = powershell_request(line.replace(PUBLIC, self.base))
+            request = powershell_request(self.rooms.url(line, self.base))
             for name, value in admin_headers().items():
                 request.add_header(name, value)
             try:
@@ -91,11 +124,13 @@ class ReadmeCliExamples(unittest.TestCase):
         lines = [line for line in code_lines("python -m grpc_svc.client")
                  if not line.split("#")[0].rstrip().endswith("watch") and "COMMAND" not in line]
         self.assertGreaterEqual(len(lines), 14)
+        rooms = Rooms()
         for command in (["clear"], ["--room", "party42", "clear"]):
-            subprocess.run([sys.executable, "-m", "grpc_svc.client", *command], env=env,
+            argv = rooms.cli(["python", "-m", "grpc_svc.client", *command])
+            subprocess.run([sys.executable, *argv[1:]], env=env,
                            cwd=README.parent, check=True, capture_output=True, timeout=30)
         for line in lines:
-            argv = shlex.split(line, comments=True)
+            argv = rooms.cli(shlex.split(line, comments=True))
             self.assertEqual(argv[:3], ["python", "-m", "grpc_svc.client"])
             result = subprocess.run([sys.executable, *argv[1:]], env=env, cwd=README.parent,
                                     capture_output=True, text=True, timeout=30)

@@ -6,7 +6,7 @@ import json
 import re
 import unittest
 
-from .support import Http, admin_headers, api_url, track, unique
+from .support import Http, admin_headers, api_url, default_room, track, unique
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -44,6 +44,7 @@ class DefaultRoom(RestCase):
     """The original, room-less endpoints: the seed README's requests, exactly."""
 
     def setUp(self) -> None:
+        default_room()
         super().setUp()
         self.assertEqual(self.http.post("/clear", headers=admin_headers()).status, 200)
 
