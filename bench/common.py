@@ -114,26 +114,30 @@ class Workload:
 
 
 def prefill(redis_url: str, room: str, workload: Workload, count: int) -> None:
-    """Queue ``count`` tracks (20-character titles and artists) through the core's own add
-    script, pipelined: far faster than the API, and the same state."""
-    import redis
-
+    """Queue ``count`` tracks (20-character titles and artists) through the core's own add,
+    a thousand at a time on one pipelined connection: far faster than the API, and the same
+    state."""
+    from shared import store
     from shared.config import Settings
     from shared.queue import Queue
     from shared.validation import NewTrack
 
-    settings = Settings(redis_url=redis_url, max_queue=10_000_000)
-    plan = Queue(lambda command: command, settings)
-    client = redis.Redis.from_url(redis_url)
-    ids = workload.targets + [f"{workload.tag}-p{i}" for i in range(max(0, count - len(workload.targets)))]
+    extra = max(0, count - len(workload.targets))
+    ids = workload.targets + [f"{workload.tag}-p{i}" for i in range(extra)]
+
+    async def fill() -> None:
+        settings = Settings(redis_url=redis_url, max_queue=10_000_000, redis_timeout=30.0)
+        redis = store.connect(settings)
+        queue = Queue(redis, settings)
+        try:
+            for start in range(0, len(ids), 1000):
+                await asyncio.gather(*(queue.add(room, NewTrack(track_id, "T" * 20, "A" * 20, 180),
+                                                 head=0) for track_id in ids[start:start + 1000]))
+        finally:
+            await redis.aclose()
+
     started = time.monotonic()
-    for start in range(0, len(ids), 2000):
-        pipe = client.pipeline(transaction=False)
-        for track_id in ids[start:start + 2000]:
-            command = plan.add(room, NewTrack(track_id, "T" * 20, "A" * 20, 180), head=0)
-            pipe.execute_command("EVAL", command.script.source, *command.args)
-        pipe.execute()
-    client.close()
+    asyncio.run(fill())
     print(f"prefilled {len(ids)} tracks into room {room} in {time.monotonic() - started:.1f}s",
           file=sys.stderr)
     # Measure the client as it would be without the prefill: its garbage collected, what

@@ -10,8 +10,9 @@ import sys
 import grpc
 import uvloop
 
+from grpc_svc import SERVICE
 from grpc_svc.server import OPTIONS
-from grpc_svc.service import SERVICE, UNARY
+from proto import queue_pb2 as pb
 
 
 async def echo(raw: bytes, context) -> bytes:
@@ -22,7 +23,9 @@ async def serve(port: int) -> None:
     server = grpc.aio.server(options=OPTIONS)
     handler = grpc.unary_unary_rpc_method_handler(echo)
     server.add_generic_rpc_handlers(
-        (grpc.method_handlers_generic_handler(SERVICE, {name: handler for name in UNARY}),))
+        (grpc.method_handlers_generic_handler(SERVICE, {
+            m.name: handler for m in pb.DESCRIPTOR.services_by_name["QueueService"].methods
+            if not m.server_streaming}),))
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     await server.wait_for_termination()

@@ -18,12 +18,13 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import redis
 
-from tests.cluster import Cluster, Process, _port_open, _wait, free_port, http_ok
+from shared.model import played_track, queued_track
+from shared.queue import RECORDS
+from tests.cluster import Cluster, Process, _port_open, _wait, free_port
 
 from .common import Workload, prefill
 
@@ -307,7 +308,7 @@ def analysis(report: dict) -> list[str]:
         "node's CPU: decoded tracks are now shared and keep their rendered JSON and protobuf "
         "bytes, so a head costs a join.",
         "- **redis-py's per-command machinery** (pool checkout, retry wrapper, instrumentation) "
-        "was a tenth: one pipelined connection per node (`shared/redis_pipe.py`, hiredis packs "
+        "was a tenth: one pipelined connection per node (`shared/store/pipe.py`, hiredis packs "
         "and parses) replaced it on the hot path.",
         "- **Python's garbage collector** ran every 700 allocations: `gc.freeze()` after start-up "
         "and a higher young-generation threshold gave about +20% and most of the tail latency.",
@@ -397,7 +398,8 @@ def markdown(report: dict) -> str:
               f"A fresh REST node, mixed workload: {leak['rss_at_start_mib']} MiB at start, "
               f"{leak['rss_after_10k_mib']} MiB after its first 10,000 requests, "
               f"{leak['rss_after_300k_mib']} MiB after {leak['requests']:,}. What it keeps is "
-              "bounded: decoded tracks (8,192), their records (16,384), played entries (2,048).",
+              f"bounded: decoded tracks ({queued_track.cache_info().maxsize:,}), their records "
+              f"({RECORDS:,}), played entries ({played_track.cache_info().maxsize:,}).",
               ""]
     lines += ["", "## Raw data", "", "```json", json.dumps({k: v for k, v in report.items() if k != "rows"},
                                                            indent=1), "```", ""]

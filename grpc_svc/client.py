@@ -16,13 +16,16 @@ import json
 import os
 import sys
 import time
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import grpc
 
 from proto import queue_pb2 as pb
 from proto import queue_pb2_grpc as pb_grpc
 from shared.model import iso_time
+from shared.validation import BOOLEAN_RULE, boolean
+
+from . import SERVICE
 
 # Round robin over every address of the target. With an explicit resolver scheme
 # (dns:///name:port, ipv4:a:p,b:q) the client balances over the nodes themselves, so it
@@ -31,13 +34,13 @@ from shared.model import iso_time
 # Reads are retried on UNAVAILABLE (a node went away mid-call): repeating them is harmless.
 # Writes are not: one that reached Redis before its node died must not run twice (send an
 # idempotency key and retry it yourself).
-READS = [{"service": "queue.QueueService", "method": method}
+READS = [{"service": SERVICE, "method": method}
          for method in ("GetQueue", "GetMetadata", "GetHistory", "NowPlaying")]
 RETRY_READS = {"name": READS, "retryPolicy": {
     "maxAttempts": 4, "initialBackoff": "0.05s", "maxBackoff": "0.5s",
     "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}
 BALANCED = {"loadBalancingConfig": [{"round_robin": {}}], "methodConfig": [RETRY_READS]}
-HEALTH_CHECKED = {**BALANCED, "healthCheckConfig": {"serviceName": "queue.QueueService"}}
+HEALTH_CHECKED = {**BALANCED, "healthCheckConfig": {"serviceName": SERVICE}}
 WATCH_RETRY = 1.0
 
 
@@ -115,12 +118,13 @@ def table(tracks, played: bool = False) -> str:
         row = (str(n), t.id, t.title, t.artist, clock(t.duration), str(t.votes))
         rows.append(row + ((iso_time(t.played_at)[11:19],) if played else ()))
     widths = [min(max(len(r[i]) for r in rows), 40) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(cell[:40].ljust(w) for cell, w in zip(row, widths)).rstrip()
+    return "\n".join("  ".join(cell[:40].ljust(w)
+                               for cell, w in zip(row, widths, strict=True)).rstrip()
                      for row in rows)
 
 
-def _change_dict(reply: pb.QueueResponse) -> dict:
-    out = {"message": reply.message}
+def _change_dict(reply: pb.QueueResponse) -> dict[str, Any]:
+    out: dict[str, Any] = {"message": reply.message}
     if reply.HasField("track"):
         out["track"] = track_dict(reply.track)
     out.update(queue=[track_dict(t) for t in reply.queue], version=reply.version,
@@ -130,7 +134,8 @@ def _change_dict(reply: pb.QueueResponse) -> dict:
 
 def _change_text(reply: pb.QueueResponse) -> str:
     head = f"{reply.message}: {describe(reply.track)}" if reply.HasField("track") else reply.message
-    more = f"\n… and {reply.length - len(reply.queue)} more" if reply.length > len(reply.queue) else ""
+    hidden = reply.length - len(reply.queue)
+    more = f"\n… and {hidden} more" if hidden > 0 else ""
     return f"{head}\n\nQueue ({reply.length}):\n{table(reply.queue)}{more}"
 
 
@@ -230,18 +235,17 @@ def _reason(exc: grpc.RpcError) -> str:
 # -- arguments ----------------------------------------------------------------------------
 
 def _boolean(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in ("true", "1", "yes", "on"):
-        return True
-    if lowered in ("false", "0", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    value = boolean(text)
+    if value is None:
+        raise argparse.ArgumentTypeError(f"expected {BOOLEAN_RULE}, got {text!r}")
+    return value
 
 
 def _common(parser: argparse.ArgumentParser, defaults: bool) -> None:
     """The global options, accepted before and after the command."""
     value = (lambda v: v) if defaults else (lambda v: argparse.SUPPRESS)
-    parser.add_argument("--target", default=value(os.environ.get("GRPC_TARGET") or "localhost:50051"),
+    target = os.environ.get("GRPC_TARGET") or "localhost:50051"
+    parser.add_argument("--target", default=value(target),
                         help="HOST:PORT, dns:///HOST:PORT or ipv4:A:P,B:Q "
                              "(default: $GRPC_TARGET, else localhost:50051)")
     parser.add_argument("--room", default=value(""), help="the room (default: default)")

@@ -10,13 +10,15 @@ import sys
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from . import SERVICE
+
 
 def main(argv: list[str]) -> int:
     target = argv[1] if len(argv) > 1 else f"127.0.0.1:{os.environ.get('GRPC_PORT', '50051')}"
     try:
         with grpc.insecure_channel(target) as channel:
             reply = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service="queue.QueueService"), timeout=2)
+                health_pb2.HealthCheckRequest(service=SERVICE), timeout=2)
     except grpc.RpcError as exc:
         print(f"unhealthy: {exc.code().name}: {exc.details()}", file=sys.stderr)
         return 1

@@ -1,9 +1,8 @@
 """The gRPC node: ``python -m grpc_svc.server`` (env GRPC_PORT, REDIS_URL, NODE_ID, ...).
 
-Two servers run the same methods (``grpc_svc.service``): a ``grpc.aio`` server (the
-default, it measured faster; see the README) and a sync thread-pool server
-(``GRPC_SERVER=sync``). Both answer the standard ``grpc.health.v1.Health`` service and put
-``x-node-id`` in the initial metadata of every call.
+A ``grpc.aio`` server on uvloop over the node's pipelined Redis connection; it also
+answers the standard ``grpc.health.v1.Health`` service and puts ``x-node-id`` in the
+initial metadata of every call.
 
 On SIGTERM a node first drains: its health turns NOT_SERVING while it keeps serving, so
 clients that watch health (ours do: ``grpc_svc.client.channel``) move their calls
@@ -18,22 +17,20 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import os
 import signal
 import sys
-import threading
-import time
-from concurrent import futures
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from shared import errors, store
+from shared import store
 from shared.config import Settings
 from shared.queue import Queue
+from shared.store.pubsub import Hub
 
-from . import events
-from .service import SERVICE, UNARY, Metadata, QueueMethods, parse, status_of
+from . import SERVICE
+from .service import QueueServicer, handlers
 
 log = logging.getLogger("grpc_svc")
 
@@ -52,192 +49,77 @@ OPTIONS = [
 ]
 
 
-def _serialize(reply) -> bytes:
-    """Replies come serialized already (grpc_svc.service assembles them)."""
-    return reply if type(reply) is bytes else reply.SerializeToString()
-
-
-def refuse(context, exc: errors.QueueError) -> bytes:
-    """End a call with the error's status. Not ``context.abort()``: that raises inside the
-    ``except`` that caught ``exc``, and the exception, its traceback and the handler's frame
-    then hold each other in a cycle that only the garbage collector frees, whose pauses
-    were most of the tail latency of calls that are refused a lot."""
-    context.set_code(status_of(exc))
-    context.set_details(exc.detail)
-    return b""
-
-
-def _node_metadata(settings: Settings) -> tuple:
-    """x-node-id, for the initial metadata of every call. Handlers send it once the answer
-    is ready, not first: a call whose initial metadata reached the client is committed and
-    cannot be retried, so a node dying in the middle of a read would fail it for good."""
-    return (("x-node-id", settings.node_id),)
-
-
-class AioHealth(health.aio.HealthServicer):
+class Health(health.aio.HealthServicer):  # type: ignore[name-defined]
     """The standard health service, naming the node that answers like every other call."""
 
-    def __init__(self, node: tuple):
+    def __init__(self, node_id: str):
         super().__init__()
-        self.node = node
+        self.node = (("x-node-id", node_id),)
 
-    async def Check(self, request, context):
+    async def Check(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         await context.send_initial_metadata(self.node)
         return await super().Check(request, context)
 
-    async def Watch(self, request, context):
+    async def Watch(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         await context.send_initial_metadata(self.node)
         await super().Watch(request, context)
 
 
-class SyncHealth(health.HealthServicer):
-    """The same for the thread-pool server."""
+class Node:
+    """A gRPC node bound to an address: ``start()``, ``stop()``; ``port`` is the bound one."""
 
-    def __init__(self, node: tuple):
-        super().__init__()
-        self.node = node
+    def __init__(self, settings: Settings, address: str):
+        self.redis = store.connect(settings)
+        self.hub = Hub(settings)
+        self.server = grpc.aio.server(options=OPTIONS)
+        servicer = QueueServicer(Queue(self.redis, settings), self.hub, settings)
+        self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+            SERVICE, handlers(servicer, settings.node_id)),))
+        self.health = Health(settings.node_id)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        self.port = self.server.add_insecure_port(address)
 
-    def Check(self, request, context):
-        context.send_initial_metadata(self.node)
-        return super().Check(request, context)
+    async def start(self) -> None:
+        for service in ("", SERVICE):
+            await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        await self.server.start()
 
-    def Watch(self, request, context, send_response_callback=None):
-        context.send_initial_metadata(self.node)
-        return super().Watch(request, context, send_response_callback)
-
-
-# -- grpc.aio ---------------------------------------------------------------------------
-
-def aio_handlers(methods: QueueMethods, run, node: tuple, hub: "events.Hub") -> dict:
-    def unary(name: str, message_class):
-        method = getattr(methods, name)
-
-        async def handle(raw: bytes, context: grpc.aio.ServicerContext):
-            try:
-                plan = method(parse(message_class, raw), Metadata.of(context.invocation_metadata()))
-                reply = plan.reply(await run(plan.command))
-            except errors.QueueError as exc:
-                reply = refuse(context, exc)
-            await context.send_initial_metadata(node)  # last: see _node_metadata
-            return reply
-
-        return grpc.unary_unary_rpc_method_handler(handle, response_serializer=_serialize)
-
-    handlers = {name: unary(name, cls) for name, cls in UNARY.items()}
-    handlers["Watch"] = events.aio_watch_handler(methods, run, node, hub)
-    return handlers
+    async def stop(self, drain: float = DRAIN_SECONDS, grace: float = GRACE_SECONDS) -> None:
+        """Drain (NOT_SERVING while still serving), let calls in flight finish, close."""
+        await self.health.enter_graceful_shutdown()
+        self.hub.end_all()
+        await asyncio.sleep(drain)
+        await self.server.stop(grace)
+        await self.hub.close()
+        await self.redis.aclose()
 
 
-async def create_aio_server(settings: Settings, address: str):
-    """A started-to-be grpc.aio server bound to ``address``: returns (server, port, close),
-    where ``close`` releases its Redis connections after the server stopped."""
-    client = store.async_client(settings)
-    run = store.AsyncRunner(client)
-    hub = events.Hub(settings)
-    server = grpc.aio.server(options=OPTIONS)
-    node = _node_metadata(settings)
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
-        SERVICE, aio_handlers(QueueMethods(settings), run, node, hub)),))
-    health_servicer = AioHealth(node)
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for service in ("", SERVICE):
-        await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
-    port = server.add_insecure_port(address)
-
-    async def close() -> None:
-        await health_servicer.enter_graceful_shutdown()
-        await hub.close()
-        await client.aclose()
-
-    server.health = health_servicer
-    return server, port, close
-
-
-async def serve_aio(settings: Settings) -> None:
-    server, port, close = await create_aio_server(settings, f"{settings.host}:{settings.grpc_port}")
-    await server.start()
-    log.info("grpc.aio node %s serving on port %d", settings.node_id, port)
+async def serve(settings: Settings) -> None:
+    node = Node(settings, f"{settings.host}:{settings.grpc_port}")
+    await node.start()
+    log.info("gRPC node %s serving on port %d", settings.node_id, node.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("draining for %.1f s, then letting calls in flight finish", DRAIN_SECONDS)
-    await server.health.enter_graceful_shutdown()
-    await asyncio.sleep(DRAIN_SECONDS)
-    await server.stop(GRACE_SECONDS)
-    await close()
-
-
-# -- sync thread pool -------------------------------------------------------------------
-
-def sync_handlers(methods: QueueMethods, run, node: tuple) -> dict:
-    def unary(name: str, message_class):
-        method = getattr(methods, name)
-
-        def handle(raw: bytes, context: grpc.ServicerContext):
-            try:
-                plan = method(parse(message_class, raw), Metadata.of(context.invocation_metadata()))
-                reply = plan.reply(run(plan.command))
-            except errors.QueueError as exc:
-                reply = refuse(context, exc)
-            context.send_initial_metadata(node)  # last: see _node_metadata
-            return reply
-
-        return grpc.unary_unary_rpc_method_handler(handle, response_serializer=_serialize)
-
-    return {name: unary(name, cls) for name, cls in UNARY.items()}
-
-
-def create_sync_server(settings: Settings, address: str, workers: int = 32):
-    """A thread-pool server bound to ``address``: returns (server, port). It serves the
-    unary methods; Watch needs the aio server."""
-    run = store.SyncRunner(store.sync_client(settings))
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=OPTIONS)
-    node = _node_metadata(settings)
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
-        SERVICE, sync_handlers(QueueMethods(settings), run, node)),))
-    health_servicer = SyncHealth(node)
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for service in ("", SERVICE):
-        health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
-    server.health = health_servicer
-    return server, server.add_insecure_port(address)
-
-
-def serve_sync(settings: Settings) -> None:
-    server, port = create_sync_server(settings, f"{settings.host}:{settings.grpc_port}")
-    server.start()
-    log.info("sync node %s serving on port %d", settings.node_id, port)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
-    log.info("draining for %.1f s, then letting calls in flight finish", DRAIN_SECONDS)
-    server.health.enter_graceful_shutdown()
-    time.sleep(DRAIN_SECONDS)
-    server.stop(GRACE_SECONDS).wait()
+    await node.stop()
 
 
 def main() -> int:
+    import uvloop
+
     # As in the REST node: fewer young-generation collections, start-up objects frozen.
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
     settings = Settings.from_env()
-    kind = os.environ.get("GRPC_SERVER", "aio").strip().lower()
-    if kind == "sync":
-        serve_sync(settings)
-    elif kind == "aio":
-        import uvloop
-
-        uvloop.run(serve_aio(settings))
-    else:
-        raise SystemExit(f"GRPC_SERVER must be aio or sync, got {kind!r}")
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvloop.run(serve(settings))
     return 0
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "info").upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     sys.exit(main())

@@ -1,24 +1,30 @@
-"""The gRPC methods, written once for both servers.
+"""The gRPC methods: an ordinary servicer over the shared async core.
 
-A method turns a request into a plan: the ONE shared ``Command`` to run and a function
-that turns its result into the reply. ``grpc_svc.server`` executes plans on a sync
-(thread pool) or a ``grpc.aio`` server; the planning, validation, replies and the error
-mapping below are the same for both.
+Each method validates its request, runs ONE shared operation (one atomic Redis step) and
+returns the serialized reply (``grpc_svc.wire``). ``handlers()`` turns the servicer into
+the handler table the server registers: it parses each request itself, so that a malformed
+one is INVALID_ARGUMENT rather than INTERNAL, maps domain errors to status codes in one
+place, and sends ``x-node-id`` with every answer.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import grpc
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 
 from proto import queue_pb2 as pb
 from shared import errors, validation
 from shared.auth import check_admin
 from shared.config import Settings
-from shared.model import Track
-from shared.queue import Change, Command, Page, Queue
+from shared.live import follow
+from shared.model import Snapshot
+from shared.queue import Queue
+from shared.store.pubsub import Hub
+
+from . import wire
 
 CODES = {
     errors.MalformedRequest: grpc.StatusCode.INVALID_ARGUMENT,
@@ -32,76 +38,106 @@ CODES = {
     errors.AdminTokenWrong: grpc.StatusCode.PERMISSION_DENIED,
     errors.StoreUnavailable: grpc.StatusCode.UNAVAILABLE,
 }
+Context = grpc.aio.ServicerContext
 
 
 def status_of(exc: errors.QueueError) -> grpc.StatusCode:
     return next(CODES[k] for k in type(exc).__mro__ if k in CODES)
 
 
-class Plan(NamedTuple):
-    command: Command
-    reply: Callable[[Any], Any]
+def room_of(value: str) -> str:
+    return validation.room(value) if value else validation.DEFAULT_ROOM
 
 
-_INT32 = 2**31 - 1
+def page_of(request: pb.Empty) -> tuple[int, int | None]:
+    offset = validation.bounded("offset", request.offset, 0)
+    return offset, validation.bounded("limit", request.limit, 0) or None
 
 
-def track_pb(track: Track) -> pb.Track:
-    return pb.Track(id=track.id, title=track.title, artist=track.artist,
-                    votes=max(-_INT32 - 1, min(track.votes, _INT32)), duration=track.duration,
-                    added_at=track.added_at, played_at=track.played_at or 0)
+def metadata(context: Context, name: str) -> str | None:
+    for key, value in context.invocation_metadata() or ():
+        if key == name:
+            return str(value)
+    return None
 
 
-# Replies are assembled from each track's serialized bytes, kept on the (shared) track:
-# a repeated or nested message field is its tag, its length and its bytes, so a 25-track
-# head costs a join instead of 25 messages built and copied. tests/test_grpc_wire.py
-# checks that these bytes parse to exactly what the generated classes would build.
-
-def _varint(value: int) -> bytes:
-    if value < 0:
-        value += 1 << 64
-    out = bytearray()
-    while value > 0x7F:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
+def idempotency_key(context: Context) -> str | None:
+    return validation.idempotency_key(metadata(context, "idempotency-key"))
 
 
-def track_bytes(track: Track) -> bytes:
-    rendered = track.cache.get("pb")
-    if rendered is None:
-        rendered = track.cache["pb"] = track_pb(track).SerializeToString()
-    return rendered
+class QueueServicer:
+    """One method per RPC, named as in queue.proto."""
+
+    def __init__(self, queue: Queue, hub: Hub, settings: Settings):
+        self.queue, self.hub, self.settings = queue, hub, settings
+
+    def _host(self, context: Context) -> None:
+        check_admin(self.settings.admin_token, metadata(context, "authorization"))
+
+    async def AddTrack(self, request: pb.Track, context: Context) -> bytes:
+        track = validation.new_track(request.id, request.title, request.artist, request.duration)
+        change = await self.queue.add(room_of(request.room), track,
+                                      idempotency_key=idempotency_key(context))
+        return wire.change_bytes("Track added", change)
+
+    async def RemoveTrack(self, request: pb.TrackId, context: Context) -> bytes:
+        self._host(context)
+        change = await self.queue.remove(room_of(request.room), validation.track_id(request.id),
+                                         idempotency_key=idempotency_key(context))
+        return wire.change_bytes("Track removed", change)
+
+    async def VoteTrack(self, request: pb.VoteRequest, context: Context) -> bytes:
+        voter = validation.voter(request.voter, self.settings.require_voter)
+        change = await self.queue.vote(room_of(request.room), validation.track_id(request.id),
+                                       request.up, voter,
+                                       idempotency_key=idempotency_key(context))
+        return wire.change_bytes("Vote recorded", change)
+
+    async def GetQueue(self, request: pb.Empty, context: Context) -> bytes:
+        page = await self.queue.page(room_of(request.room), *page_of(request))
+        return wire.list_bytes(page.tracks, page.version, page.length)
+
+    async def GetMetadata(self, request: pb.TrackId, context: Context) -> bytes:
+        track = await self.queue.metadata(room_of(request.room), validation.track_id(request.id))
+        return wire.track_bytes(track)
+
+    async def PlayNext(self, request: pb.Empty, context: Context) -> bytes:
+        self._host(context)
+        change = await self.queue.play_next(room_of(request.room), head=0,  # the reply: a track
+                                            idempotency_key=idempotency_key(context))
+        assert change.track is not None
+        return wire.track_bytes(change.track)
+
+    async def GetHistory(self, request: pb.Empty, context: Context) -> bytes:
+        return wire.list_bytes(await self.queue.history(room_of(request.room),
+                                                        *page_of(request)))
+
+    async def NowPlaying(self, request: pb.Empty, context: Context) -> bytes:
+        return wire.now_bytes(await self.queue.now_playing(room_of(request.room)))
+
+    async def Clear(self, request: pb.Empty, context: Context) -> bytes:
+        self._host(context)
+        change = await self.queue.clear(room_of(request.room),
+                                        idempotency_key=idempotency_key(context))
+        return wire.change_bytes("Room cleared", change)
+
+    async def Watch(self, request: pb.Empty, context: Context) -> AsyncIterator[bytes]:
+        """A snapshot of the room, then one event per change (``shared.live.follow``); each
+        event is serialized once per node."""
+        async for item in follow(self.hub, self.queue, room_of(request.room)):
+            if isinstance(item, Snapshot):
+                yield wire.snapshot_bytes(item)
+            elif item is not None:
+                yield item.rendered("grpc", wire.event_bytes)
 
 
-def _message(tag: int, data: bytes) -> bytes:
-    return bytes((tag,)) + _varint(len(data)) + data
+# -- the handler table --------------------------------------------------------------------
+
+Unary = Callable[[Any, Context], Awaitable[bytes]]
+Streaming = Callable[[Any, Context], AsyncIterator[bytes]]
 
 
-def _number(tag: int, value: int) -> bytes:
-    return bytes((tag,)) + _varint(value) if value else b""
-
-
-def _tracks(tag: int, tracks: list[Track]) -> bytes:
-    return b"".join([_message(tag, track_bytes(t)) for t in tracks])
-
-
-def change_bytes(message: str, change: Change) -> bytes:
-    """A serialized QueueResponse: message 1, queue 2, track 3, version 4, length 5."""
-    return b"".join((_message(0x0A, message.encode()) if message else b"",
-                     _tracks(0x12, change.head),
-                     _message(0x1A, track_bytes(change.track)) if change.track else b"",
-                     _number(0x20, change.version), _number(0x28, change.length)))
-
-
-def list_bytes(tracks: list[Track], version: int = 0, length: int = 0) -> bytes:
-    """A serialized QueueList: queue 1, version 2, length 3."""
-    return _tracks(0x0A, tracks) + _number(0x10, version) + _number(0x18, length)
-
-
-def parse(message_class, raw: bytes):
-    """Requests arrive as bytes so that a malformed one is INVALID_ARGUMENT, not INTERNAL."""
+def parse(message_class: type[Message], raw: bytes) -> Any:
     try:
         return message_class.FromString(raw)
     except DecodeError:
@@ -109,97 +145,53 @@ def parse(message_class, raw: bytes):
             f"the request is not a valid {message_class.DESCRIPTOR.full_name} message") from None
 
 
-def room_of(value: str) -> str:
-    return validation.room(value) if value else validation.DEFAULT_ROOM
+def refuse(context: Context, exc: errors.QueueError) -> bytes:
+    """End a call with the error's status. Not ``context.abort()``: that raises inside the
+    ``except`` that caught ``exc``, and the exception, its traceback and the handler's frame
+    then hold each other in a cycle that only the garbage collector frees, whose pauses
+    were most of the tail latency of calls that are refused a lot."""
+    context.set_code(status_of(exc))
+    context.set_details(exc.detail)
+    return b""
 
 
-def _page(request: pb.Empty) -> tuple[int, int | None]:
-    offset = validation.bounded("offset", request.offset, 0)
-    limit = validation.bounded("limit", request.limit, 0) or None
-    return offset, limit
+def _unary(method: Unary, message_class: type[Message], node: tuple[tuple[str, str], ...]
+           ) -> grpc.RpcMethodHandler:
+    async def handle(raw: bytes, context: Context) -> bytes:
+        try:
+            request = parse(message_class, raw)
+            idempotency_key(context)  # a malformed key is refused whatever the call
+            reply = await method(request, context)
+        except errors.QueueError as exc:
+            reply = refuse(context, exc)
+        # Last: a call whose initial metadata reached the client is committed and cannot
+        # be retried, so a node dying in the middle of a read would fail it for good.
+        await context.send_initial_metadata(node)
+        return reply
+
+    return grpc.unary_unary_rpc_method_handler(handle, response_serializer=bytes)
 
 
-class Metadata(NamedTuple):
-    authorization: str | None
-    idempotency_key: str | None
+def _streaming(method: Streaming, message_class: type[Message],
+               node: tuple[tuple[str, str], ...]) -> grpc.RpcMethodHandler:
+    async def handle(raw: bytes, context: Context) -> AsyncIterator[bytes]:
+        await context.send_initial_metadata(node)
+        try:
+            async for reply in method(parse(message_class, raw), context):
+                yield reply
+        except errors.QueueError as exc:
+            await context.abort(status_of(exc), exc.detail)
 
-    @classmethod
-    def of(cls, pairs) -> "Metadata":
-        found = dict(pairs or ())
-        return cls(found.get("authorization"),
-                   validation.idempotency_key(found.get("idempotency-key")))
-
-
-class QueueMethods:
-    """One method per RPC: (request, metadata) -> Plan. Validation errors raise here;
-    refusals (not found, duplicate, ...) raise when the plan's command is decoded."""
-
-    def __init__(self, settings: Settings):
-        self.settings = settings
-        self.plan = Queue(lambda command: command, settings)  # builds commands, runs none
-
-    def _host(self, meta: Metadata) -> None:
-        check_admin(self.settings.admin_token, meta.authorization)
-
-    def AddTrack(self, request: pb.Track, meta: Metadata) -> Plan:
-        track = validation.new_track(request.id, request.title, request.artist, request.duration)
-        return Plan(self.plan.add(room_of(request.room), track,
-                                  idempotency_key=meta.idempotency_key),
-                    lambda change: change_bytes("Track added", change))
-
-    def RemoveTrack(self, request: pb.TrackId, meta: Metadata) -> Plan:
-        self._host(meta)
-        return Plan(self.plan.remove(room_of(request.room), validation.track_id(request.id),
-                                     idempotency_key=meta.idempotency_key),
-                    lambda change: change_bytes("Track removed", change))
-
-    def VoteTrack(self, request: pb.VoteRequest, meta: Metadata) -> Plan:
-        voter = validation.voter(request.voter, self.settings.require_voter)
-        return Plan(self.plan.vote(room_of(request.room), validation.track_id(request.id),
-                                   request.up, voter, idempotency_key=meta.idempotency_key),
-                    lambda change: change_bytes("Vote recorded", change))
-
-    def GetQueue(self, request: pb.Empty, meta: Metadata) -> Plan:
-        offset, limit = _page(request)
-
-        return Plan(self.plan.page(room_of(request.room), offset, limit),
-                    lambda page: list_bytes(page.tracks, page.version, page.length))
-
-    def GetMetadata(self, request: pb.TrackId, meta: Metadata) -> Plan:
-        return Plan(self.plan.metadata(room_of(request.room), validation.track_id(request.id)),
-                    track_bytes)
-
-    def PlayNext(self, request: pb.Empty, meta: Metadata) -> Plan:
-        self._host(meta)
-        return Plan(self.plan.play_next(room_of(request.room), head=0,  # the reply is the track
-                                        idempotency_key=meta.idempotency_key),
-                    lambda change: track_bytes(change.track))
-
-    def GetHistory(self, request: pb.Empty, meta: Metadata) -> Plan:
-        offset, limit = _page(request)
-        return Plan(self.plan.history(room_of(request.room), offset, limit),
-                    list_bytes)
-
-    def NowPlaying(self, request: pb.Empty, meta: Metadata) -> Plan:
-        return Plan(self.plan.now_playing(room_of(request.room)),
-                    lambda track: _message(0x0A, track_bytes(track)) if track else b"")
-
-    def Clear(self, request: pb.Empty, meta: Metadata) -> Plan:
-        self._host(meta)
-        return Plan(self.plan.clear(room_of(request.room), idempotency_key=meta.idempotency_key),
-                    lambda change: change_bytes("Room cleared", change))
+    return grpc.unary_stream_rpc_method_handler(handle, response_serializer=bytes)
 
 
-# name -> request message, for every unary method
-UNARY = {
-    "AddTrack": pb.Track,
-    "RemoveTrack": pb.TrackId,
-    "VoteTrack": pb.VoteRequest,
-    "GetQueue": pb.Empty,
-    "GetMetadata": pb.TrackId,
-    "PlayNext": pb.Empty,
-    "GetHistory": pb.Empty,
-    "NowPlaying": pb.Empty,
-    "Clear": pb.Empty,
-}
-SERVICE = "queue.QueueService"
+def handlers(servicer: QueueServicer, node_id: str) -> dict[str, grpc.RpcMethodHandler]:
+    """Every method of the service, from its descriptor: name -> handler."""
+    node = (("x-node-id", node_id),)
+    table = {}
+    for method in pb.DESCRIPTOR.services_by_name["QueueService"].methods:
+        request = getattr(pb, method.input_type.name)
+        call = getattr(servicer, method.name)
+        table[method.name] = (_streaming if method.server_streaming else _unary)(
+            call, request, node)
+    return table

@@ -5,18 +5,22 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import os
+import socket
 import sys
 import time
+from typing import Any, cast
 
 import orjson
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from .http import Lifecycle
+from shared.config import Settings
+
+from .app import create_app
+from .middleware import Drain
 
 DRAIN_SECONDS = 3.0
-GRACE_SECONDS = 8.0
+GRACE_SECONDS = 8
 
 
 class _CoalescingTransport:
@@ -26,8 +30,8 @@ class _CoalescingTransport:
 
     __slots__ = ("_transport", "_loop", "_pending")
 
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop):
-        self._transport = transport
+    def __init__(self, transport: asyncio.BaseTransport, loop: asyncio.AbstractEventLoop):
+        self._transport = cast(asyncio.Transport, transport)
         self._loop = loop
         self._pending: list[bytes] = []
 
@@ -54,7 +58,7 @@ class _CoalescingTransport:
     def is_closing(self) -> bool:
         return self._transport.is_closing()
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
 
 
@@ -62,8 +66,9 @@ class HttpProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol over a coalescing transport, answering requests it
     cannot parse (unknown methods, bytes that HTTP forbids) in JSON like everything else."""
 
-    def connection_made(self, transport) -> None:  # type: ignore[override]
-        super().connection_made(_CoalescingTransport(transport, self.loop))
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(cast(asyncio.Transport,
+                                     _CoalescingTransport(transport, self.loop)))
 
     def send_400_response(self, msg: str) -> None:
         body = orjson.dumps({"detail": f"malformed HTTP request: {msg}"})
@@ -87,12 +92,16 @@ class Server(uvicorn.Server):
     finish (up to GRACE_SECONDS), idle connections close.
     """
 
-    async def shutdown(self, sockets=None) -> None:
+    def __init__(self, config: uvicorn.Config, drain: Drain):
+        super().__init__(config)
+        self.drain = drain
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for server in self.servers:
             server.close()
         for sock in sockets or []:
             sock.close()
-        Lifecycle.drain()
+        self.drain.start()
         deadline = time.monotonic() + DRAIN_SECONDS
         while self.server_state.connections and time.monotonic() < deadline and not self.force_exit:
             await asyncio.sleep(0.05)
@@ -100,10 +109,10 @@ class Server(uvicorn.Server):
 
 
 def main() -> int:
-    from .app import settings
-
+    settings = Settings.from_env()
+    app = create_app(settings)
     config = uvicorn.Config(
-        "rest.app:app",
+        app,
         host=settings.host,
         port=settings.port,
         loop="uvloop",
@@ -111,9 +120,9 @@ def main() -> int:
         lifespan="on",
         access_log=False,
         server_header=False,
-        log_level=os.environ.get("LOG_LEVEL", "info").lower(),
+        log_level=settings.log_level,
         proxy_headers=True,
-        forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         # Longer than nginx's upstream keep-alive (60 s), so nginx always closes an idle
         # connection first and never sends on one that uvicorn is closing.
         timeout_keep_alive=75,
@@ -125,7 +134,7 @@ def main() -> int:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
-    Server(config).run()
+    Server(config, app.state.drain).run()
     return 0
 
 

@@ -1,21 +1,22 @@
-"""HTTP plumbing: JSON in and out, the error mapping, the node header and the body cap."""
+"""HTTP plumbing: JSON in and out, the error mapping, rendering tracks."""
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 
 import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shared import errors
+from shared import errors, validation
 from shared.model import Track, iso_time
 
 log = logging.getLogger("rest")
 
-MAX_BODY = 64 * 1024
+MAX_BODY = validation.MAX_BODY
 
 STATUS = {
     errors.MalformedRequest: 400,
@@ -53,11 +54,13 @@ class JSONResponse(Response):
         return content if isinstance(content, bytes) else dumps(content)
 
 
-def error_response(status: int, detail: str, headers: dict | None = None) -> JSONResponse:
+def error_response(status: int, detail: str, headers: Mapping[str, str] | None = None
+                   ) -> JSONResponse:
     return JSONResponse({"detail": detail}, status, headers)
 
 
-async def queue_error(request: Request, exc: errors.QueueError) -> JSONResponse:
+async def queue_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, errors.QueueError)
     status = next(STATUS[k] for k in type(exc).__mro__ if k in STATUS)
     headers = None
     if status == 503:
@@ -67,7 +70,8 @@ async def queue_error(request: Request, exc: errors.QueueError) -> JSONResponse:
     return error_response(status, exc.detail, headers)
 
 
-async def http_error(request: Request, exc: HTTPException) -> Response:
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
     detail = exc.detail
     if exc.status_code == 404:
         detail = f"no such endpoint: {request.method} {request.url.path} (see /docs)"
@@ -98,9 +102,10 @@ async def json_body(request: Request, required: bool = True) -> dict:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
         data = _lenient_loads(bytes(body))
-    else:
-        if isinstance(data, dict) and any(type(v) is float and abs(v) >= 2**63 for v in data.values()):
-            data = _lenient_loads(bytes(body))  # orjson turns integers past 64 bits into floats
+    else:  # orjson turns integers past 64 bits into floats
+        if isinstance(data, dict) and any(type(v) is float and abs(v) >= 2**63
+                                          for v in data.values()):
+            data = _lenient_loads(bytes(body))
     if not isinstance(data, dict):
         raise errors.MalformedRequest("the request body must be a JSON object, like {\"id\": 123}")
     return data
@@ -140,13 +145,14 @@ class _Unreadable:
         return f"{self.token}, {self.why}"
 
     @classmethod
-    def constant(cls, name: str) -> "_Unreadable":
+    def constant(cls, name: str) -> _Unreadable:
         return cls(name, "which is not a JSON number")
 
     @classmethod
     def integer(cls, digits: str):
         if len(digits) > 4300:  # Python's own limit on converting digits (a DoS guard)
-            return cls(f"a number of {len(digits):,} digits", "too long (no field takes more than 64)")
+            return cls(f"a number of {len(digits):,} digits",
+                       f"too long (no field takes more than {validation.MAX_ID})")
         return int(digits)
 
 
@@ -159,14 +165,14 @@ def rest_id(track_id: str):
 
 def track_bytes(track: Track | None) -> bytes:
     """The track as JSON, rendered once per decoded track (tracks are shared, see
-    shared.model.queued_track), so a queue head costs a join, not 25 encodings."""
+    shared.model), so a queue head costs a join, not 25 encodings."""
     if track is None:
         return b"null"
-    rendered = track.cache.get("rest")
+    rendered: bytes | None = track.rendered.get("rest")
     if rendered is None:
         # A copy: orjson's own result keeps a 4 KiB allocation behind a 150-byte track,
         # which made the cache of 20,000 tracks cost 80 MiB.
-        rendered = track.cache["rest"] = bytes(memoryview(dumps(track_json(track))))
+        rendered = track.rendered["rest"] = bytes(memoryview(dumps(track_json(track))))
     return rendered
 
 
@@ -186,52 +192,3 @@ def track_json(track: Track) -> dict:
     if track.played_at is not None:
         out["played_at"] = iso_time(track.played_at)
     return out
-
-
-class Lifecycle:
-    """Set by the server (rest.__main__) when it stops: draining means every response
-    closes its connection, so the load balancer never reuses one that is about to go, and
-    live streams end (their clients reconnect, through the load balancer, elsewhere)."""
-
-    draining = False
-    on_drain: list = []
-
-    @classmethod
-    def drain(cls) -> None:
-        cls.draining = True
-        for callback in cls.on_drain:
-            callback()
-
-
-_CLOSE = (b"connection", b"close")
-
-
-class NodeHeader:
-    """Pure ASGI middleware: X-Node-Id on every response (and Connection: close while the
-    node drains), 413 before reading a body whose declared length is over the cap."""
-
-    def __init__(self, app, node_id: str):
-        self.app = app
-        self.header = (b"x-node-id", node_id.encode("latin-1", "replace"))
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        header = self.header
-
-        async def send_with_header(message):
-            if message["type"] == "http.response.start":
-                extra = (header, _CLOSE) if Lifecycle.draining else (header,)
-                message["headers"] = [*message.get("headers", ()), *extra]
-            await send(message)
-
-        if scope["method"] == "CONNECT":  # never a tunnel: answer, and drop what follows
-            response = error_response(405, "CONNECT is not allowed here", {"Connection": "close"})
-            return await response(scope, receive, send_with_header)
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                if value.isdigit() and int(value) > MAX_BODY:
-                    response = error_response(413, BodyTooLarge().detail, {"Connection": "close"})
-                    return await response(scope, receive, send_with_header)
-                break
-        await self.app(scope, receive, send_with_header)

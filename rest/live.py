@@ -1,26 +1,26 @@
-"""Server-Sent Events: GET /events (and /rooms/{room}/events).
+"""Server-Sent Events: GET /events (and /rooms/{room}/events), rendering
+``shared.live.follow``.
 
 The stream opens with ``retry:`` and a snapshot of the room (queue head, now playing,
 version), then carries one event per change, each with the room's version as its id, and a
-comment line every SSE_HEARTBEAT_MS (10 s; at most 15 s) so that proxies and browsers keep it open. A client that
-reconnects with ``Last-Event-ID`` gets a fresh snapshot if the room changed meanwhile, and
-none if it did not. After a Redis outage (or when the client fell behind) it gets a fresh
-snapshot too. Each event is encoded once per node, however many streams carry it.
+comment line every SSE_HEARTBEAT_MS (10 s; at most 15 s) so that proxies and browsers keep
+it open. A client that reconnects with ``Last-Event-ID`` gets a fresh snapshot if the room
+changed meanwhile, and none if it did not. Each event is encoded once per node, however
+many streams carry it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
+from collections.abc import AsyncGenerator, AsyncIterator
 
-from shared import errors
-from shared.events import END, RESYNC, Event, Hub, Listener
-from shared.model import iso_time
-from shared.queue import Queue, Snapshot
+from shared.live import follow
+from shared.model import Snapshot, iso_time
+from shared.queue import Queue
+from shared.store.pubsub import Event, Hub
 
 from .http import track_bytes, tracks_bytes
 
-RETRY_SNAPSHOT = 0.5
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -52,45 +52,27 @@ def _last_event_id(header: str | None) -> int | None:
 
 
 async def open_stream(hub: Hub, queue: Queue, room: str, last_event_id: str | None,
-                      heartbeat: float):
-    """Subscribe, take the snapshot (errors here are ordinary responses: 503 when Redis is
-    down), and return the stream's body."""
-    listener = await hub.listen(room)
-    try:
-        snapshot = await queue.snapshot(room)
-    except BaseException:
-        hub.leave(listener)
-        raise
-    return _stream(hub, queue, listener, snapshot, _last_event_id(last_event_id), heartbeat)
+                      heartbeat: float) -> AsyncIterator[bytes]:
+    """Subscribe and take the first snapshot (errors here are ordinary responses: 503 when
+    Redis is down), and return the stream's body."""
+    items = follow(hub, queue, room, idle=heartbeat)
+    first = await anext(items)
+    assert isinstance(first, Snapshot)
+    return _frames(items, first, _last_event_id(last_event_id))
 
 
-async def _fresh_snapshot(queue: Queue, room: str) -> Snapshot:
-    while True:
-        try:
-            return await queue.snapshot(room)
-        except errors.StoreUnavailable:
-            await asyncio.sleep(RETRY_SNAPSHOT)
-
-
-async def _stream(hub: Hub, queue: Queue, listener: Listener, snapshot: Snapshot,
-                  last_seen: int | None, heartbeat: float):
+async def _frames(items: AsyncGenerator[Snapshot | Event | None, None], first: Snapshot,
+                  last_seen: int | None) -> AsyncIterator[bytes]:
     try:
         yield b"retry: 1000\n\n"
-        version = snapshot.version
-        if last_seen != version:
-            yield snapshot_frame(snapshot)
-        while True:
-            item = await listener.get(heartbeat)
+        if last_seen != first.version:
+            yield snapshot_frame(first)
+        async for item in items:
             if item is None:
                 yield b": keep-alive\n\n"
-            elif item is END:
-                return
-            elif item is RESYNC:
-                snapshot = await _fresh_snapshot(queue, listener.room)
-                version = snapshot.version
-                yield snapshot_frame(snapshot)
-            elif item.change.version > version:
-                version = item.change.version
+            elif isinstance(item, Snapshot):
+                yield snapshot_frame(item)
+            else:
                 yield item.rendered("sse", event_frame)
     finally:
-        hub.leave(listener)
+        await items.aclose()

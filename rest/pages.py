@@ -1,4 +1,5 @@
-"""The pages a person opens in a browser: the queue page and the API docs."""
+"""The pages a person opens in a browser: the queue page and the API docs, their assets,
+and the OpenAPI document the docs page reads."""
 
 from __future__ import annotations
 
@@ -29,6 +30,10 @@ async def room_redirect(request: Request) -> Response:
 
 async def docs(request: Request) -> Response:
     return HTMLResponse(_DOCS)
+
+
+async def openapi(request: Request) -> Response:
+    return Response(request.app.state.openapi, media_type="application/json")
 
 
 _TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}

@@ -15,5 +15,6 @@ def check_admin(token: str, authorization: str | None) -> None:
     if not authorization:
         raise AdminTokenMissing()
     scheme, _, given = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(),
+                                                              token.encode()):
         raise AdminTokenWrong()

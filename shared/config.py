@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from .validation import BOOLEAN_RULE, boolean
 
-def _int(env: dict, name: str, default: int, low: int, high: int) -> int:
+Env = Mapping[str, str]
+
+
+def _int(env: Env, name: str, default: int, low: int, high: int) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -20,13 +25,14 @@ def _int(env: dict, name: str, default: int, low: int, high: int) -> int:
     return value
 
 
-def _flag(env: dict, name: str) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if raw in ("", "0", "false", "no", "off"):
+def _flag(env: Env, name: str) -> bool:
+    raw = env.get(name, "")
+    if not raw.strip():
         return False
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    raise SystemExit(f"{name} must be 1/0, true/false, yes/no or on/off, got {raw!r}")
+    value = boolean(raw)
+    if value is None:
+        raise SystemExit(f"{name} must be {BOOLEAN_RULE}, got {raw!r}")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,9 +50,11 @@ class Settings:
     redis_timeout: float = 0.75
     # Seconds between keep-alive comments on an idle event stream.
     sse_heartbeat: float = 10.0
+    log_level: str = "info"
+    forwarded_allow_ips: str = "127.0.0.1"  # whose X-Forwarded-For uvicorn trusts
 
     @classmethod
-    def from_env(cls, env: dict | None = None) -> "Settings":
+    def from_env(cls, env: Env | None = None) -> Settings:
         env = os.environ if env is None else env
         default = cls()
         return cls(
@@ -61,4 +69,7 @@ class Settings:
             grpc_port=_int(env, "GRPC_PORT", default.grpc_port, 1, 65535),
             redis_timeout=_int(env, "REDIS_TIMEOUT_MS", 750, 50, 60_000) / 1000,
             sse_heartbeat=_int(env, "SSE_HEARTBEAT_MS", 10_000, 100, 15_000) / 1000,
+            log_level=env.get("LOG_LEVEL", "").strip().lower() or default.log_level,
+            forwarded_allow_ips=env.get("FORWARDED_ALLOW_IPS", "").strip()
+            or default.forwarded_allow_ips,
         )

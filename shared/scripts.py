@@ -11,9 +11,10 @@ Replies are flat arrays. A success is
 where <track> is ``id, score, record`` for a queued track, one history entry for a play,
 nothing for a clear, and <edge> (when the caller reads a head) is the member and record of
 the track now at the head's last place: with the track the write was about, the only one
-a single change can bring into the head, so nodes seldom need to ask for a record. The head of the queue that callers get with a write is read after
-the script in the same MULTI/EXEC (``shared.queue``): a native ZRANGE costs Redis a
-quarter of what converting 25 tracks into and out of Lua does. A refusal is a one-word
+a single change can bring into the head, so nodes seldom need to ask for a record. The
+head of the queue that callers get with a write is read after the script in the same
+MULTI/EXEC (``shared.queue``): a native ZRANGE costs Redis a quarter of what converting
+25 tracks into and out of Lua does. A refusal is a one-word
 array: {'duplicate'}, {'full'}, {'not_found'}, {'empty'}. Events go out only when the room
 has subscribers: the reply plus the first EVENT_HEAD tracks as id, score, record triples,
 all joined with the record separator (\x1e).
@@ -24,17 +25,26 @@ score is minus its votes, so ZRANGE order is: most votes, then first added.
 from __future__ import annotations
 
 import hashlib
+from string import Template
+
+from .keys import RoomKeys
+from .model import SEQ_WIDTH
+from .validation import IDEMPOTENCY_TTL
 
 # Events carry at most this many tracks of the head, whatever a write asked for.
 EVENT_HEAD = 25
+# KEYS of every write: the room's keys, then its idempotency key.
+WRITE_KEYS = len(RoomKeys._fields) + 1
+CONSTANTS = {"EVENT_HEAD": EVENT_HEAD, "SEQ_WIDTH": SEQ_WIDTH, "ID_AT": SEQ_WIDTH + 1,
+             "IDEMPOTENCY_TTL": IDEMPOTENCY_TTL, "WRITE_KEYS": WRITE_KEYS}
 
 
 class Script:
     __slots__ = ("source", "sha")
 
     def __init__(self, source: str):
-        self.source = source
-        self.sha = hashlib.sha1(source.encode()).hexdigest()
+        self.source = Template(source).substitute(CONSTANTS)  # the Python constants above
+        self.sha = hashlib.sha1(self.source.encode()).hexdigest()
 
     def __repr__(self) -> str:
         return f"Script({self.sha[:8]})"
@@ -47,7 +57,7 @@ local function head_of(queue, tracks, start, stop)
   local members = redis.call('ZRANGE', queue, start, stop, 'WITHSCORES')
   if #members == 0 then return '' end
   local ids = {}
-  for i = 1, #members, 2 do ids[#ids + 1] = string.sub(members[i], 13) end
+  for i = 1, #members, 2 do ids[#ids + 1] = string.sub(members[i], ${ID_AT}) end
   local records = redis.call('HMGET', tracks, unpack(ids))
   local parts = {}
   for i = 1, #ids do
@@ -62,8 +72,8 @@ end
 _READ = "#!lua flags=no-writes"  # must be the first line of a read-only script
 
 _WRITE = r"""
--- KEYS: [1] queue [2] tracks [3] now [4] history [5] played [6] balloted [7] seq
---       [8] version [9] ballots key prefix [10] idempotency key
+-- KEYS (${WRITE_KEYS}): [1] queue [2] tracks [3] now [4] history [5] played [6] balloted
+--       [7] seq [8] version [9] ballots key prefix [10] idempotency key
 -- ARGV: [1] idempotency fingerprint ('' for none) [2] events channel [3] head size
 --       [4...] the operation's arguments
 local queue, tracks, now, history, played = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -83,7 +93,7 @@ end
 
 local function remember(reply)
   if fingerprint ~= '' then
-    redis.call('SET', idem, fingerprint .. '\n' .. cjson.encode(reply), 'EX', 600)
+    redis.call('SET', idem, fingerprint .. '\n' .. cjson.encode(reply), 'EX', ${IDEMPOTENCY_TTL})
   end
   return reply
 end
@@ -104,7 +114,7 @@ local function respond(out)
   if head_size > 0 then
     local edge = redis.call('ZRANGE', queue, head_size - 1, head_size - 1)[1]
     out[#out + 1] = edge or ''
-    out[#out + 1] = edge and redis.call('HGET', tracks, string.sub(edge, 13)) or ''
+    out[#out + 1] = edge and redis.call('HGET', tracks, string.sub(edge, ${ID_AT})) or ''
   end
   return remember(out)
 end
@@ -115,7 +125,7 @@ local function finish(kind, track)
   local out = reply(kind, redis.call('INCR', version), track)
   if redis.call('PUBSUB', 'NUMSUB', channel)[2] > 0 then
     redis.call('PUBLISH', channel, table.concat(out, RS) .. RS
-      .. head_of(queue, tracks, 0, EVENT_HEAD - 1))
+      .. head_of(queue, tracks, 0, ${EVENT_HEAD} - 1))
   end
   return respond(out)
 end
@@ -127,14 +137,14 @@ local function drop_ballots(seq)
     redis.call('UNLINK', ballots .. seq)
   end
 end
-""".replace("EVENT_HEAD", str(EVENT_HEAD))
+"""
 
 ADD = Script(_WRITE + r"""
 -- ARGV: [4] id [5] title [6] artist [7] duration [8] max queue length
 local id = ARGV[4]
 if redis.call('HEXISTS', tracks, id) == 1 then return remember({'duplicate'}) end
 if redis.call('ZCARD', queue) >= tonumber(ARGV[8]) then return remember({'full'}) end
-local seq = string.format('%012d', redis.call('INCR', seqkey))
+local seq = string.format('%0${SEQ_WIDTH}d', redis.call('INCR', seqkey))
 local record = seq .. US .. ARGV[5] .. US .. ARGV[6] .. US .. ARGV[7] .. US .. now_ms()
 redis.call('HSET', tracks, id, record)
 redis.call('ZADD', queue, 0, seq .. id)
@@ -146,7 +156,7 @@ REMOVE = Script(_WRITE + r"""
 local id = ARGV[4]
 local record = redis.call('HGET', tracks, id)
 if not record then return remember({'not_found'}) end
-local seq = string.sub(record, 1, 12)
+local seq = string.sub(record, 1, ${SEQ_WIDTH})
 local score = redis.call('ZSCORE', queue, seq .. id)
 redis.call('ZREM', queue, seq .. id)
 redis.call('HDEL', tracks, id)
@@ -159,7 +169,7 @@ VOTE = Script(_WRITE + r"""
 local id, direction, voter = ARGV[4], tonumber(ARGV[5]), ARGV[6]
 local record = redis.call('HGET', tracks, id)
 if not record then return remember({'not_found'}) end
-local seq = string.sub(record, 1, 12)
+local seq = string.sub(record, 1, ${SEQ_WIDTH})
 local delta = direction
 if voter ~= '' then
   local box = ballots .. seq
@@ -181,12 +191,12 @@ PLAY_NEXT = Script(_WRITE + r"""
 -- ARGV: [4] history limit
 local popped = redis.call('ZPOPMIN', queue)
 if #popped == 0 then return remember({'empty'}) end
-local seq, id = string.sub(popped[1], 1, 12), string.sub(popped[1], 13)
+local seq, id = string.sub(popped[1], 1, ${SEQ_WIDTH}), string.sub(popped[1], ${ID_AT})
 local record = redis.call('HGET', tracks, id)
 redis.call('HDEL', tracks, id)
 drop_ballots(seq)
 -- id, then the record without its seq (title .. added_at), then votes and played_at
-local entry = id .. string.sub(record, 13) .. US .. string.format('%d', -tonumber(popped[2]))
+local entry = id .. string.sub(record, ${ID_AT}) .. US .. string.format('%d', -tonumber(popped[2]))
   .. US .. now_ms()
 redis.call('SET', now, entry)
 redis.call('LPUSH', history, entry)
@@ -215,7 +225,8 @@ METADATA = Script(_READ + r"""
 local id = ARGV[1]
 local record = redis.call('HGET', KEYS[2], id)
 if record then
-  return {'queued', redis.call('ZSCORE', KEYS[1], string.sub(record, 1, 12) .. id), record}
+  local member = string.sub(record, 1, ${SEQ_WIDTH}) .. id
+  return {'queued', redis.call('ZSCORE', KEYS[1], member), record}
 end
 local entry = redis.call('HGET', KEYS[3], id)
 if entry then return {'played', entry} end

@@ -11,8 +11,10 @@ from typing import Any, NamedTuple
 
 from .errors import InvalidField, MalformedRequest
 
-ID_RULE = "1-64 characters from A-Z a-z 0-9 . _ : -"
-ROOM_RULE = "1-64 characters from A-Z a-z 0-9 _ -"
+MAX_ID = 64
+MAX_ROOM = 64
+ID_RULE = f"1-{MAX_ID} characters from A-Z a-z 0-9 . _ : -"
+ROOM_RULE = f"1-{MAX_ROOM} characters from A-Z a-z 0-9 _ -"
 MAX_TEXT = 200
 MAX_DURATION = 86_400
 MAX_VOTER = 64
@@ -20,14 +22,21 @@ MAX_PAGE = 2**31 - 1
 DEFAULT_ROOM = "default"
 DEFAULT_HEAD = 25
 MAX_HEAD = 100
+MAX_BODY = 64 * 1024  # bytes of a REST request body
+IDEMPOTENCY_TTL = 600  # seconds a write's first answer is kept for its retries
+MAX_IDEMPOTENCY_KEY = 255
 
-_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-_ROOM = re.compile(r"[A-Za-z0-9_-]{1,64}")
+ID_PATTERN = rf"[A-Za-z0-9._:-]{{1,{MAX_ID}}}"
+ROOM_PATTERN = rf"[A-Za-z0-9_-]{{1,{MAX_ROOM}}}"
+_ID = re.compile(ID_PATTERN)
+_ROOM = re.compile(ROOM_PATTERN)
 # Control characters (they would break logs, pages and our record separators) and lone
 # surrogates (they cannot be stored as UTF-8).
 _FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+_IDEMPOTENCY_KEY = re.compile(rf"[\x21-\x7e]{{1,{MAX_IDEMPOTENCY_KEY}}}")
 _WHOLE = re.compile(r"-?[0-9]{1,30}")  # ASCII digits only (int() also takes "+5", "1_0", "٥")
+_KINDS = {dict: "an object", list: "an array", bool: "a boolean", str: "a string",
+          int: "a number", float: "a number", type(None): "null"}
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
 
@@ -53,7 +62,7 @@ def track_id(value: Any, field: str = "id") -> str:
     elif isinstance(value, int) and not isinstance(value, bool):
         if value >= 0:
             digits = str(value)
-            if len(digits) <= 64:
+            if len(digits) <= MAX_ID:
                 return digits
     elif value is None:
         raise InvalidField(field, f"is required ({ID_RULE}, or a whole number >= 0)")
@@ -64,15 +73,16 @@ def text(field: str, value: Any) -> str:
     if value is None:
         raise InvalidField(field, f"is required (1-{MAX_TEXT} characters)")
     if not isinstance(value, str):
-        raise InvalidField(field, f"must be a string of 1-{MAX_TEXT} characters, got {_kind(value)}")
-    value = value.strip()
-    if not value:
+        raise InvalidField(field, f"must be a string of 1-{MAX_TEXT} characters, "
+                                  f"got {_kind(value)}")
+    trimmed: str = value.strip()
+    if not trimmed:
         raise InvalidField(field, "must not be empty")
-    if len(value) > MAX_TEXT:
-        raise InvalidField(field, f"must be at most {MAX_TEXT} characters, got {len(value)}")
-    if _FORBIDDEN.search(value):
+    if len(trimmed) > MAX_TEXT:
+        raise InvalidField(field, f"must be at most {MAX_TEXT} characters, got {len(trimmed)}")
+    if _FORBIDDEN.search(trimmed):
         raise InvalidField(field, "must not contain control characters")
-    return value
+    return trimmed
 
 
 def duration(value: Any) -> int:
@@ -99,7 +109,8 @@ def voter(value: Any, required: bool = False) -> str | None:
             raise InvalidField("voter", "is required on this server (anonymous votes are off)")
         return None
     if not isinstance(value, str):
-        raise InvalidField("voter", f"must be a string of 1-{MAX_VOTER} characters, got {_kind(value)}")
+        raise InvalidField("voter", f"must be a string of 1-{MAX_VOTER} characters, "
+                                    f"got {_kind(value)}")
     if len(value) > MAX_VOTER:
         raise InvalidField("voter", f"must be at most {MAX_VOTER} characters, got {len(value)}")
     if _FORBIDDEN.search(value) or not value.strip():
@@ -107,22 +118,33 @@ def voter(value: Any, required: bool = False) -> str | None:
     return value
 
 
+BOOLEAN_RULE = "true/false, 1/0, yes/no or on/off"
+
+
+def boolean(text: str) -> bool | None:
+    """true/false, 1/0, yes/no, on/off in any case (spaces around ignored), else None:
+    the one reading of a yes-or-no word, for the environment, query strings and the CLI."""
+    lowered = text.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    return None
+
+
 def up(value: Any) -> bool:
-    """A vote's direction: true/false, 1/0, yes/no (any case); absent means up."""
+    """A vote's direction: a JSON boolean, 1/0 or a boolean word; absent means up."""
     if value is None or isinstance(value, bool):
         return value is not False
     if isinstance(value, int) and value in (0, 1):
         return value == 1
-    if isinstance(value, str):
-        lowered = value.strip().lower()
-        if lowered in _TRUE:
-            return True
-        if lowered in _FALSE:
-            return False
-    raise InvalidField("up", f"must be true/false, 1/0 or yes/no, got {_show(value)}")
+    if isinstance(value, str) and (read := boolean(value)) is not None:
+        return read
+    raise InvalidField("up", f"must be {BOOLEAN_RULE}, got {_show(value)}")
 
 
-def query_int(field: str, raw: str | None, default: int | None, low: int, high: int = MAX_PAGE) -> int | None:
+def query_int(field: str, raw: str | None, default: int | None, low: int,
+              high: int = MAX_PAGE) -> int | None:
     """A whole number from a query string: unreadable is malformed, out of range is invalid."""
     if raw is None or raw == "":
         return default
@@ -146,12 +168,12 @@ def idempotency_key(value: str | None) -> str | None:
         return None
     if _IDEMPOTENCY_KEY.fullmatch(value):
         return value
-    raise InvalidField("Idempotency-Key", "must be 1-255 printable ASCII characters without spaces")
+    raise InvalidField("Idempotency-Key", f"must be 1-{MAX_IDEMPOTENCY_KEY} printable ASCII "
+                       "characters without spaces")
 
 
 def _kind(value: Any) -> str:
-    return {dict: "an object", list: "an array", bool: "a boolean", str: "a string",
-            int: "a number", float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
+    return _KINDS.get(type(value), type(value).__name__)
 
 
 def _show(value: Any) -> str:

@@ -61,7 +61,7 @@ class Process:
         self.name, self.argv, self.log, self.env, self.cwd = name, argv, log, env, cwd
         self.popen: subprocess.Popen | None = None
 
-    def start(self) -> "Process":
+    def start(self) -> Process:
         with open(self.log, "ab") as out:
             self.popen = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT,
                                           stdin=subprocess.DEVNULL, env=self.env, cwd=self.cwd,
@@ -193,7 +193,7 @@ class Cluster:
 
     # -- life cycle ----------------------------------------------------------------
 
-    def start(self) -> "Cluster":
+    def start(self) -> Cluster:
         atexit.register(self.stop)
         try:
             if self.external_redis is None:
@@ -216,7 +216,7 @@ class Cluster:
         atexit.unregister(self.stop)
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def __enter__(self) -> "Cluster":
+    def __enter__(self) -> Cluster:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -110,7 +110,7 @@ class Load:
             with self.lock:
                 self.outcomes[outcome] += 1
 
-    def __enter__(self) -> "Load":
+    def __enter__(self) -> Load:
         for thread in self.threads:
             thread.start()
         return self

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 import unittest
-from concurrent.futures import ThreadPoolExecutor
 
-from shared import errors, keys, scripts
-from shared import queue as queue_module
+from shared import errors, keys, scripts, store
 from shared.config import Settings
-from shared.queue import Queue, decode_event
-from shared.store import AsyncRunner, SyncRunner, async_client, sync_client
+from shared.queue import Queue
+from shared.store.pubsub import Event, Hub
 from shared.validation import NewTrack
 
 from .cluster import Cluster, free_port
@@ -37,28 +34,32 @@ def song(track_id: str, title: str = "Title", artist: str = "Artist", duration: 
     return NewTrack(track_id, title, artist, duration)
 
 
-class CoreTest(unittest.TestCase):
+class CoreTest(unittest.IsolatedAsyncioTestCase):
     max_queue = 10_000
     history_limit = 1000
 
-    def setUp(self) -> None:
+    async def asyncSetUp(self) -> None:
+        asyncio.get_running_loop().set_debug(False)  # unittest's debug mode logs slow steps
         self.settings = Settings(redis_url=redis_cluster.redis_url, max_queue=self.max_queue,
                                  history_limit=self.history_limit)
-        self.redis = sync_client(self.settings)
-        self.redis.flushdb()
-        self.q = Queue(SyncRunner(self.redis), self.settings)
+        self.redis = store.connect(self.settings)
+        await self.redis.execute("FLUSHDB")
+        self.q = Queue(self.redis, self.settings)
         self.room = "r1"
 
-    def tearDown(self) -> None:
-        self.redis.close()
+    async def asyncTearDown(self) -> None:
+        await self.redis.aclose()
 
-    def order(self, room: str | None = None) -> list[tuple[str, int]]:
-        return [(t.id, t.votes) for t in self.q.page(room or self.room).tracks]
+    async def order(self, room: str | None = None) -> list[tuple[str, int]]:
+        return [(t.id, t.votes) for t in (await self.q.page(room or self.room)).tracks]
+
+    async def keys(self, pattern: str) -> list[str]:
+        return await self.redis.execute("KEYS", pattern)
 
 
 class QueueRules(CoreTest):
-    def test_add_returns_the_track_the_head_and_a_new_version(self):
-        change = self.q.add(self.room, song("a", "Hey Jude", "The Beatles", 431))
+    async def test_add_returns_the_track_the_head_and_a_new_version(self):
+        change = await self.q.add(self.room, song("a", "Hey Jude", "The Beatles", 431))
         self.assertEqual(change.kind, "add")
         self.assertEqual((change.track.id, change.track.title, change.track.artist,
                           change.track.duration, change.track.votes),
@@ -67,329 +68,305 @@ class QueueRules(CoreTest):
         self.assertEqual([t.id for t in change.head], ["a"])
         self.assertEqual((change.version, change.length), (1, 1))
 
-    def test_order_is_votes_then_first_added(self):
+    async def test_order_is_votes_then_first_added(self):
         for track_id in "abcd":
-            self.q.add(self.room, song(track_id))
-        self.q.vote(self.room, "c", True)
-        self.q.vote(self.room, "d", True)
-        self.q.vote(self.room, "a", False)
-        self.assertEqual(self.order(), [("c", 1), ("d", 1), ("b", 0), ("a", -1)])
+            await self.q.add(self.room, song(track_id))
+        await self.q.vote(self.room, "c", True)
+        await self.q.vote(self.room, "d", True)
+        await self.q.vote(self.room, "a", False)
+        self.assertEqual(await self.order(), [("c", 1), ("d", 1), ("b", 0), ("a", -1)])
 
-    def test_head_size_is_respected(self):
+    async def test_head_size_is_respected(self):
         for i in range(30):
-            change = self.q.add(self.room, song(f"t{i}"), head=7)
+            change = await self.q.add(self.room, song(f"t{i}"), head=7)
         self.assertEqual([t.id for t in change.head], [f"t{i}" for i in range(7)])
-        self.assertEqual(len(self.q.add(self.room, song("x")).head), 25)
-        self.assertEqual(self.q.add(self.room, song("y"), head=0).head, [])
+        self.assertEqual(len((await self.q.add(self.room, song("x"))).head), 25)
+        self.assertEqual((await self.q.add(self.room, song("y"), head=0)).head, [])
 
-    def test_a_queued_id_is_a_conflict_a_played_id_may_return(self):
-        self.q.add(self.room, song("a"))
+    async def test_a_queued_id_is_a_conflict_a_played_id_may_return(self):
+        await self.q.add(self.room, song("a"))
         with self.assertRaises(errors.DuplicateTrack):
-            self.q.add(self.room, song("a", "Other"))
-        self.assertEqual(self.q.metadata(self.room, "a").title, "Title")
-        self.q.play_next(self.room)
-        again = self.q.add(self.room, song("a", "Again"))
+            await self.q.add(self.room, song("a", "Other"))
+        self.assertEqual((await self.q.metadata(self.room, "a")).title, "Title")
+        await self.q.play_next(self.room)
+        again = await self.q.add(self.room, song("a", "Again"))
         self.assertEqual((again.track.title, again.track.votes), ("Again", 0))
 
-    def test_anonymous_votes_each_count(self):
-        self.q.add(self.room, song("a"))
+    async def test_anonymous_votes_each_count(self):
+        await self.q.add(self.room, song("a"))
         for _ in range(5):
-            self.q.vote(self.room, "a", True)
-        self.assertEqual(self.q.vote(self.room, "a", False).track.votes, 4)
+            await self.q.vote(self.room, "a", True)
+        self.assertEqual((await self.q.vote(self.room, "a", False)).track.votes, 4)
 
-    def test_a_voter_holds_one_ballot_per_track(self):
-        self.q.add(self.room, song("a"))
-        self.assertEqual(self.q.vote(self.room, "a", True, "ann").track.votes, 1)
-        repeat = self.q.vote(self.room, "a", True, "ann")
+    async def test_a_voter_holds_one_ballot_per_track(self):
+        await self.q.add(self.room, song("a"))
+        self.assertEqual((await self.q.vote(self.room, "a", True, "ann")).track.votes, 1)
+        repeat = await self.q.vote(self.room, "a", True, "ann")
         self.assertEqual(repeat.track.votes, 1)
-        self.assertEqual(self.q.vote(self.room, "a", False, "ann").track.votes, -1)  # flip: -2
-        self.assertEqual(self.q.vote(self.room, "a", False, "bob").track.votes, -2)
-        self.assertEqual(self.q.vote(self.room, "a", True).track.votes, -1)  # anonymous too
+        self.assertEqual((await self.q.vote(self.room, "a", False, "ann")).track.votes, -1)  # flip: -2
+        self.assertEqual((await self.q.vote(self.room, "a", False, "bob")).track.votes, -2)
+        self.assertEqual((await self.q.vote(self.room, "a", True)).track.votes, -1)  # anonymous too
 
-    def test_a_repeated_ballot_changes_no_version(self):
-        self.q.add(self.room, song("a"))
-        first = self.q.vote(self.room, "a", True, "ann")
-        repeat = self.q.vote(self.room, "a", True, "ann")
+    async def test_a_repeated_ballot_changes_no_version(self):
+        await self.q.add(self.room, song("a"))
+        first = await self.q.vote(self.room, "a", True, "ann")
+        repeat = await self.q.vote(self.room, "a", True, "ann")
         self.assertEqual(repeat.version, first.version)
-        self.assertEqual(self.q.version(self.room), first.version)
+        self.assertEqual(await self.q.version(self.room), first.version)
 
-    def test_ballots_belong_to_one_stay_in_the_queue(self):
-        self.q.add(self.room, song("a"))
-        self.q.vote(self.room, "a", True, "ann")
-        self.q.play_next(self.room)
-        self.q.add(self.room, song("a"))  # queued again: a new track, fresh ballots
-        self.assertEqual(self.q.vote(self.room, "a", True, "ann").track.votes, 1)
-        self.q.remove(self.room, "a")
+    async def test_ballots_belong_to_one_stay_in_the_queue(self):
+        await self.q.add(self.room, song("a"))
+        await self.q.vote(self.room, "a", True, "ann")
+        await self.q.play_next(self.room)
+        await self.q.add(self.room, song("a"))  # queued again: a new track, fresh ballots
+        self.assertEqual((await self.q.vote(self.room, "a", True, "ann")).track.votes, 1)
+        await self.q.remove(self.room, "a")
         k = keys.room_keys(self.room)
-        self.assertEqual(self.redis.keys(k.ballots + "*"), [])
-        self.assertEqual(self.redis.scard(k.balloted), 0)
+        self.assertEqual(await self.keys(k.ballots + "*"), [])
+        self.assertEqual(await self.redis.execute("SCARD", k.balloted), 0)
 
-    def test_votes_need_a_queued_track(self):
+    async def test_votes_need_a_queued_track(self):
         with self.assertRaises(errors.TrackNotFound):
-            self.q.vote(self.room, "ghost", True)
-        self.q.add(self.room, song("a"))
-        self.q.play_next(self.room)
+            await self.q.vote(self.room, "ghost", True)
+        await self.q.add(self.room, song("a"))
+        await self.q.play_next(self.room)
         with self.assertRaises(errors.TrackNotFound):
-            self.q.vote(self.room, "a", True)
+            await self.q.vote(self.room, "a", True)
 
-    def test_play_next_takes_the_first_into_now_playing_and_history(self):
-        self.q.add(self.room, song("a"))
-        self.q.add(self.room, song("b"))
-        self.q.vote(self.room, "b", True)
-        change = self.q.play_next(self.room)
+    async def test_play_next_takes_the_first_into_now_playing_and_history(self):
+        await self.q.add(self.room, song("a"))
+        await self.q.add(self.room, song("b"))
+        await self.q.vote(self.room, "b", True)
+        change = await self.q.play_next(self.room)
         self.assertEqual((change.track.id, change.track.votes), ("b", 1))
         self.assertIsNotNone(change.track.played_at)
-        self.assertEqual(self.q.now_playing(self.room), change.track)
-        self.assertEqual(self.q.history(self.room), [change.track])
-        self.assertEqual(self.order(), [("a", 0)])
-        self.q.play_next(self.room)
-        self.assertEqual([t.id for t in self.q.history(self.room)], ["a", "b"])
+        self.assertEqual(await self.q.now_playing(self.room), change.track)
+        self.assertEqual(await self.q.history(self.room), [change.track])
+        self.assertEqual(await self.order(), [("a", 0)])
+        await self.q.play_next(self.room)
+        self.assertEqual([t.id for t in await self.q.history(self.room)], ["a", "b"])
         with self.assertRaises(errors.QueueEmpty):
-            self.q.play_next(self.room)
-        self.assertEqual(self.q.now_playing(self.room).id, "a")
+            await self.q.play_next(self.room)
+        self.assertEqual((await self.q.now_playing(self.room)).id, "a")
 
-    def test_remove(self):
-        self.q.add(self.room, song("a"))
-        self.q.add(self.room, song("b"))
-        self.q.vote(self.room, "a", True)
-        removed = self.q.remove(self.room, "a")
+    async def test_remove(self):
+        await self.q.add(self.room, song("a"))
+        await self.q.add(self.room, song("b"))
+        await self.q.vote(self.room, "a", True)
+        removed = await self.q.remove(self.room, "a")
         self.assertEqual((removed.track.id, removed.track.votes, removed.length), ("a", 1, 1))
-        self.assertEqual(self.order(), [("b", 0)])
+        self.assertEqual(await self.order(), [("b", 0)])
         with self.assertRaises(errors.TrackNotFound):
-            self.q.remove(self.room, "a")
+            await self.q.remove(self.room, "a")
 
-    def test_metadata_of_queued_playing_and_played_tracks(self):
-        self.q.add(self.room, song("a", "First"))
-        self.q.add(self.room, song("b", "Second"))
-        self.q.vote(self.room, "b", True)
-        self.assertEqual(self.q.metadata(self.room, "b").votes, 1)
-        self.q.play_next(self.room)  # b now playing
-        self.q.play_next(self.room)  # a now playing, b in history only
-        self.assertEqual(self.q.metadata(self.room, "a").title, "First")
-        self.assertIsNotNone(self.q.metadata(self.room, "b").played_at)
+    async def test_metadata_of_queued_playing_and_played_tracks(self):
+        await self.q.add(self.room, song("a", "First"))
+        await self.q.add(self.room, song("b", "Second"))
+        await self.q.vote(self.room, "b", True)
+        self.assertEqual((await self.q.metadata(self.room, "b")).votes, 1)
+        await self.q.play_next(self.room)  # b now playing
+        await self.q.play_next(self.room)  # a now playing, b in history only
+        self.assertEqual((await self.q.metadata(self.room, "a")).title, "First")
+        self.assertIsNotNone((await self.q.metadata(self.room, "b")).played_at)
         with self.assertRaises(errors.TrackNotFound):
-            self.q.metadata(self.room, "ghost")
+            await self.q.metadata(self.room, "ghost")
 
-    def test_pages(self):
+    async def test_pages(self):
         for i in range(10):
-            self.q.add(self.room, song(f"t{i}"))
-        page = self.q.page(self.room, 3, 4)
+            await self.q.add(self.room, song(f"t{i}"))
+        page = await self.q.page(self.room, 3, 4)
         self.assertEqual([t.id for t in page.tracks], ["t3", "t4", "t5", "t6"])
         self.assertEqual(page.length, 10)
-        self.assertEqual(self.q.page(self.room, 20, 5).tracks, [])
+        self.assertEqual((await self.q.page(self.room, 20, 5)).tracks, [])
         for _ in range(5):
-            self.q.play_next(self.room)
-        self.assertEqual([t.id for t in self.q.history(self.room, 1, 2)], ["t3", "t2"])
+            await self.q.play_next(self.room)
+        self.assertEqual([t.id for t in await self.q.history(self.room, 1, 2)], ["t3", "t2"])
 
-    def test_clear_empties_the_room_and_keeps_its_counters(self):
-        self.q.add(self.room, song("a"))
-        self.q.add(self.room, song("b"))
-        self.q.vote(self.room, "b", True, "ann")
-        self.q.play_next(self.room)
-        self.q.add(self.room, song("c"))
-        self.q.vote(self.room, "c", True, "ann")
-        before = self.q.version(self.room)
-        change = self.q.clear(self.room)
+    async def test_clear_empties_the_room_and_keeps_its_counters(self):
+        await self.q.add(self.room, song("a"))
+        await self.q.add(self.room, song("b"))
+        await self.q.vote(self.room, "b", True, "ann")
+        await self.q.play_next(self.room)
+        await self.q.add(self.room, song("c"))
+        await self.q.vote(self.room, "c", True, "ann")
+        before = await self.q.version(self.room)
+        change = await self.q.clear(self.room)
         self.assertEqual((change.version, change.length), (before + 1, 0))
-        self.assertEqual(self.q.page(self.room).tracks, [])
-        self.assertIsNone(self.q.now_playing(self.room))
-        self.assertEqual(self.q.history(self.room), [])
+        self.assertEqual((await self.q.page(self.room)).tracks, [])
+        self.assertIsNone(await self.q.now_playing(self.room))
+        self.assertEqual(await self.q.history(self.room), [])
         k = keys.room_keys(self.room)
-        self.assertEqual(sorted(self.redis.keys(f"mq:{{{self.room}}}:*")), sorted([k.seq, k.version]))
+        self.assertEqual(sorted(await self.keys(f"mq:{{{self.room}}}:*")),
+                         sorted([k.seq, k.version]))
 
-    def test_rooms_are_independent(self):
-        self.q.add("r1", song("a"))
-        self.q.add("r2", song("a"))
-        self.q.vote("r2", "a", True)
-        self.assertEqual(self.order("r1"), [("a", 0)])
-        self.assertEqual(self.order("r2"), [("a", 1)])
-        self.q.clear("r2")
-        self.assertEqual(self.order("r1"), [("a", 0)])
+    async def test_rooms_are_independent(self):
+        await self.q.add("r1", song("a"))
+        await self.q.add("r2", song("a"))
+        await self.q.vote("r2", "a", True)
+        self.assertEqual(await self.order("r1"), [("a", 0)])
+        self.assertEqual(await self.order("r2"), [("a", 1)])
+        await self.q.clear("r2")
+        self.assertEqual(await self.order("r1"), [("a", 0)])
 
-    def test_every_key_of_a_room_carries_its_hash_tag(self):
+    async def test_every_key_of_a_room_carries_its_hash_tag(self):
         for name in keys.room_keys("party42"):
             self.assertIn("{party42}", name)
         self.assertIn("{party42}", keys.idempotency_key("party42", "k"))
-        self.q.add("party42", song("a"))
-        self.q.vote("party42", "a", True, "ann")
-        self.q.play_next("party42", idempotency_key="k1")
-        for name in self.redis.keys("*"):
+        await self.q.add("party42", song("a"))
+        await self.q.vote("party42", "a", True, "ann")
+        await self.q.play_next("party42", idempotency_key="k1")
+        for name in await self.keys("*"):
             self.assertTrue(name.startswith("mq:{party42}:"), name)
 
 
 class Versions(CoreTest):
-    def test_each_change_bumps_the_version_once(self):
-        versions = [self.q.add(self.room, song("a")).version,
-                    self.q.add(self.room, song("b")).version,
-                    self.q.vote(self.room, "a", True).version,
-                    self.q.remove(self.room, "b").version,
-                    self.q.play_next(self.room).version,
-                    self.q.clear(self.room).version]
+    async def test_each_change_bumps_the_version_once(self):
+        versions = [(await self.q.add(self.room, song("a"))).version,
+                    (await self.q.add(self.room, song("b"))).version,
+                    (await self.q.vote(self.room, "a", True)).version,
+                    (await self.q.remove(self.room, "b")).version,
+                    (await self.q.play_next(self.room)).version,
+                    (await self.q.clear(self.room)).version]
         self.assertEqual(versions, [1, 2, 3, 4, 5, 6])
-        self.assertEqual(self.q.page(self.room).version, 6)
+        self.assertEqual((await self.q.page(self.room)).version, 6)
 
-    def test_refusals_change_nothing(self):
-        self.q.add(self.room, song("a"))
+    async def test_refusals_change_nothing(self):
+        await self.q.add(self.room, song("a"))
         for bad in (lambda: self.q.add(self.room, song("a")),
                     lambda: self.q.vote(self.room, "x", True),
                     lambda: self.q.remove(self.room, "x")):
             with self.assertRaises(errors.QueueError):
-                bad()
-        self.assertEqual(self.q.version(self.room), 1)
+                await bad()
+        self.assertEqual(await self.q.version(self.room), 1)
 
-    def test_changes_are_published_with_the_new_state(self):
-        pubsub = self.redis.pubsub()
-        pubsub.subscribe(keys.events_channel(self.room))
-        self.assertEqual(pubsub.get_message(timeout=2)["type"], "subscribe")
-        self.q.add(self.room, song("a"))
-        self.q.vote(self.room, "a", True, head=0)
-        events = []
-        while len(events) < 2:
-            message = pubsub.get_message(timeout=2)
-            self.assertIsNotNone(message, "no event published")
-            events.append(decode_event(message["data"]))
-        self.assertEqual([(e.kind, e.version, e.track.id) for e in events],
+    async def test_changes_are_published_with_the_new_state(self):
+        hub = Hub(self.settings)
+        try:
+            async with hub.listening(self.room) as listener:
+                await self.q.add(self.room, song("a"))
+                await self.q.vote(self.room, "a", True, head=0)
+                events = [await listener.get(5), await listener.get(5)]
+        finally:
+            await hub.close()
+        self.assertTrue(all(isinstance(e, Event) for e in events), events)
+        changes = [e.change for e in events]
+        self.assertEqual([(c.kind, c.version, c.track.id) for c in changes],
                          [("add", 1, "a"), ("vote", 2, "a")])
         # Events carry the head even when the write asked for none.
-        self.assertEqual([(t.id, t.votes) for t in events[1].head], [("a", 1)])
-        pubsub.close()
+        self.assertEqual([(t.id, t.votes) for t in changes[1].head], [("a", 1)])
 
 
 class Limits(CoreTest):
     max_queue = 3
     history_limit = 2
 
-    def test_a_full_queue_refuses_adds(self):
+    async def test_a_full_queue_refuses_adds(self):
         for i in range(3):
-            self.q.add(self.room, song(f"t{i}"))
+            await self.q.add(self.room, song(f"t{i}"))
         with self.assertRaises(errors.QueueFull):
-            self.q.add(self.room, song("t3"))
-        self.q.play_next(self.room)
-        self.q.add(self.room, song("t3"))
+            await self.q.add(self.room, song("t3"))
+        await self.q.play_next(self.room)
+        await self.q.add(self.room, song("t3"))
 
-    def test_history_is_capped_and_metadata_follows(self):
+    async def test_history_is_capped_and_metadata_follows(self):
         for i in range(3):
-            self.q.add(self.room, song(f"t{i}"))
+            await self.q.add(self.room, song(f"t{i}"))
         for _ in range(3):
-            self.q.play_next(self.room)
-        self.assertEqual([t.id for t in self.q.history(self.room)], ["t2", "t1"])
+            await self.q.play_next(self.room)
+        self.assertEqual([t.id for t in await self.q.history(self.room)], ["t2", "t1"])
         with self.assertRaises(errors.TrackNotFound):
-            self.q.metadata(self.room, "t0")
-        self.assertEqual(self.redis.hlen(keys.room_keys(self.room).played), 2)
+            await self.q.metadata(self.room, "t0")
+        self.assertEqual(await self.redis.execute("HLEN", keys.room_keys(self.room).played), 2)
 
 
 class Idempotency(CoreTest):
-    def test_a_repeat_returns_the_first_result_and_changes_nothing(self):
-        self.q.add(self.room, song("a"))
-        self.q.add(self.room, song("b"))
-        first = self.q.play_next(self.room, idempotency_key="k1")
-        again = self.q.play_next(self.room, idempotency_key="k1")
+    async def test_a_repeat_returns_the_first_result_and_changes_nothing(self):
+        await self.q.add(self.room, song("a"))
+        await self.q.add(self.room, song("b"))
+        first = await self.q.play_next(self.room, idempotency_key="k1")
+        again = await self.q.play_next(self.room, idempotency_key="k1")
         self.assertEqual(again, first)
-        self.assertEqual(self.order(), [("b", 0)])
-        vote = self.q.vote(self.room, "b", True, idempotency_key="k2")
-        self.assertEqual(self.q.vote(self.room, "b", True, idempotency_key="k2"), vote)
-        self.assertEqual(self.order(), [("b", 1)])
-        ttl = self.redis.ttl(keys.idempotency_key(self.room, "k2"))
+        self.assertEqual(await self.order(), [("b", 0)])
+        vote = await self.q.vote(self.room, "b", True, idempotency_key="k2")
+        self.assertEqual(await self.q.vote(self.room, "b", True, idempotency_key="k2"), vote)
+        self.assertEqual(await self.order(), [("b", 1)])
+        ttl = await self.redis.execute("TTL", keys.idempotency_key(self.room, "k2"))
         self.assertTrue(590 <= ttl <= 600, ttl)
 
-    def test_refusals_are_remembered_too(self):
+    async def test_refusals_are_remembered_too(self):
         with self.assertRaises(errors.QueueEmpty):
-            self.q.play_next(self.room, idempotency_key="k")
-        self.q.add(self.room, song("a"))
+            await self.q.play_next(self.room, idempotency_key="k")
+        await self.q.add(self.room, song("a"))
         with self.assertRaises(errors.QueueEmpty):
-            self.q.play_next(self.room, idempotency_key="k")
+            await self.q.play_next(self.room, idempotency_key="k")
 
-    def test_a_key_reused_for_another_request_is_refused(self):
-        self.q.add(self.room, song("a"), idempotency_key="k")
+    async def test_a_key_reused_for_another_request_is_refused(self):
+        await self.q.add(self.room, song("a"), idempotency_key="k")
         with self.assertRaises(errors.IdempotencyKeyReused):
-            self.q.add(self.room, song("b"), idempotency_key="k")
+            await self.q.add(self.room, song("b"), idempotency_key="k")
         with self.assertRaises(errors.IdempotencyKeyReused):
-            self.q.vote(self.room, "a", True, idempotency_key="k")
+            await self.q.vote(self.room, "a", True, idempotency_key="k")
 
 
 class Store(CoreTest):
-    def test_scripts_are_loaded_again_after_a_script_flush(self):
-        self.redis.script_flush()
-        self.q.add(self.room, song("a"))
-        self.assertEqual(self.order(), [("a", 0)])
-        self.assertTrue(self.redis.script_exists(scripts.ADD.sha)[0])
+    max_queue = 30_000  # more than a Queue keeps records of
+    async def test_scripts_are_loaded_again_after_a_script_flush(self):
+        await self.redis.execute("SCRIPT", "FLUSH")
+        await self.q.add(self.room, song("a"))
+        self.assertEqual(await self.order(), [("a", 0)])
+        self.assertEqual(await self.redis.execute("SCRIPT", "EXISTS", scripts.ADD.sha), [1])
 
-    def test_a_node_that_never_saw_the_tracks_fetches_their_records(self):
+    async def test_a_node_that_never_saw_the_tracks_fetches_their_records(self):
         for i in range(5):
-            self.q.add(self.room, song(f"t{i}", title=f"Title {i}"))
-        self.q.vote(self.room, "t3", True)
-        queue_module._records.clear()  # as on a node that just started
-        page = self.q.page(self.room)
+            await self.q.add(self.room, song(f"t{i}", title=f"Title {i}"))
+        await self.q.vote(self.room, "t3", True)
+        fresh = Queue(self.redis, self.settings)  # as on a node that just started
+        page = await fresh.page(self.room)
         self.assertEqual([(t.id, t.title, t.votes) for t in page.tracks][:2],
                          [("t3", "Title 3", 1), ("t0", "Title 0", 0)])
-        queue_module._records.clear()
-        change = self.q.vote(self.room, "t4", True)
+        change = await Queue(self.redis, self.settings).vote(self.room, "t4", True)
         self.assertEqual([t.id for t in change.head], ["t3", "t4", "t0", "t1", "t2"])
-        self.assertEqual(self.q.snapshot(self.room).head, change.head)
+        self.assertEqual((await fresh.snapshot(self.room)).head, change.head)
 
-    def test_a_page_bigger_than_the_record_cache(self):
-        pipe = self.redis.pipeline(transaction=False)
-        plan = Queue(lambda command: command, self.settings)
-        for i in range(10_000):
-            command = plan.add(self.room, song(f"p{i}"), head=0)
-            pipe.execute_command("EVAL", command.script.source, *command.args)
-        pipe.execute()
-        queue_module._records.clear()
-        page = self.q.page(self.room)
-        self.assertEqual(len(page.tracks), 10_000)
-        self.assertEqual(page.tracks[-1].id, "p9999")
+    async def test_a_page_bigger_than_the_record_cache(self):
+        for start in range(0, 20_000, 1000):
+            await asyncio.gather(*(self.q.add(self.room, song(f"p{i}"), head=0)
+                                   for i in range(start, start + 1000)))
+        page = await Queue(self.redis, self.settings).page(self.room)
+        self.assertEqual(len(page.tracks), 20_000)
+        self.assertEqual(page.tracks[-1].id, "p19999")
 
-    def test_the_async_runner_gives_the_same_results(self):
-        async def run():
-            client = async_client(self.settings)
-            q = Queue(AsyncRunner(client), self.settings)
-            try:
-                await q.add(self.room, song("a"))
-                queue_module._records.clear()
-                vote = await q.vote(self.room, "a", True, "ann")
-                page = await q.page(self.room)
-                with self.assertRaises(errors.DuplicateTrack):
-                    await q.add(self.room, song("a"))
-                return vote, page
-            finally:
-                await client.aclose()
-
-        vote, page = asyncio.run(run())
-        self.assertEqual(vote.track.votes, 1)
-        self.assertEqual([(t.id, t.votes) for t in page.tracks], [("a", 1)])
-
-    def test_an_unreachable_redis_is_unavailable_quickly(self):
+    async def test_an_unreachable_redis_is_unavailable_quickly(self):
         settings = Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0")
-        client = sync_client(settings)
-        q = Queue(SyncRunner(client), settings)
+        redis = store.connect(settings)
         started = time.monotonic()
         with self.assertRaises(errors.StoreUnavailable):
-            q.add(self.room, song("a"))
-        self.assertLess(time.monotonic() - started, 2)
-        client.close()
+            await Queue(redis, settings).add(self.room, song("a"))
+        self.assertLess(time.monotonic() - started, 4 * settings.redis_timeout)
+        await redis.aclose()
 
-    def test_concurrent_writers_lose_nothing(self):
-        self.q.add(self.room, song("a"))
+    async def test_concurrent_writers_on_many_connections_lose_nothing(self):
+        await self.q.add(self.room, song("a"))
         for i in range(40):
-            self.q.add(self.room, song(f"p{i}"))
-        played: list[str] = []
-        lock = threading.Lock()
-        votes_in = threading.Barrier(20, timeout=30)
+            await self.q.add(self.room, song(f"p{i}"))
+        nodes = [store.connect(self.settings) for _ in range(4)]  # as many nodes would
+        queues = [Queue(redis, self.settings) for redis in nodes]
+        votes_in = asyncio.Barrier(20)
 
-        def work(n: int) -> None:
-            for _ in range(25):
-                self.q.vote(self.room, "a", True)
-            votes_in.wait()
-            for _ in range(2):
-                change = self.q.play_next(self.room, head=0)
-                with lock:
-                    played.append(change.track.id)
+        async def work(n: int) -> list[str]:
+            q = queues[n % len(queues)]
+            await asyncio.gather(*(q.vote(self.room, "a", True) for _ in range(25)))
+            await votes_in.wait()
+            return [(await q.play_next(self.room, head=0)).track.id for _ in range(2)]
 
-        with ThreadPoolExecutor(20) as pool:
-            list(pool.map(work, range(20)))
-        history = [t.id for t in self.q.history(self.room)]
+        try:
+            played = [t for batch in await asyncio.gather(*map(work, range(20))) for t in batch]
+        finally:
+            for redis in nodes:
+                await redis.aclose()
+        history = [t.id for t in await self.q.history(self.room)]
         self.assertEqual(len(played), 40)
         self.assertEqual(len(set(played)), 40)
         self.assertEqual(sorted(history), sorted(played))
-        self.assertEqual(self.q.metadata(self.room, "a").votes, 500)
-        self.assertEqual(self.q.history(self.room)[-1].id, "a")  # 500 votes put it first
+        self.assertEqual((await self.q.metadata(self.room, "a")).votes, 500)
+        self.assertEqual(history[-1], "a")  # 500 votes put it first

@@ -3,7 +3,6 @@ is interactive (in Chromium, when it is installed)."""
 
 from __future__ import annotations
 
-import json
 import unittest
 import urllib.parse
 
@@ -22,16 +21,16 @@ class OpenApi(unittest.TestCase):
     def test_every_route_of_the_app_is_documented(self):
         from starlette.routing import Route
 
-        from rest.app import routes
+        from rest.routes import routes
 
         documented = {(path, method.upper()) for path, ops in self.doc["paths"].items()
                       for method in ops}
-        for route in routes:
+        for route in routes():
             if not isinstance(route, Route):
                 continue  # the /static mount
             for method in route.methods - {"HEAD"}:
                 self.assertIn((route.path, method), documented)
-        self.assertEqual({p for p, _ in documented} - {r.path for r in routes if isinstance(r, Route)},
+        self.assertEqual({p for p, _ in documented} - {r.path for r in routes() if isinstance(r, Route)},
                          set(), "documented paths the app does not have")
 
     def example_request(self, path: str, method: str, op: dict, room: str):

@@ -15,20 +15,16 @@ import sys
 import threading
 import time
 import unittest
-import uuid
 from collections import Counter
-
-import grpc
 
 from proto import queue_pb2 as pb
 from proto import queue_pb2_grpc as pb_grpc
 
 from .cluster import Cluster
+from .doors import GrpcDoor, RestDoor
 from .support import EXTERNAL, EventStream, Http, grpc_channel, track
 
-RETRYABLE_HTTP = {502, 503, 504}
 ROOMY = {"MAX_QUEUE": "1000000"}  # 20 clients add more than the default 10,000 in 10 s
-RETRYABLE_GRPC = {grpc.StatusCode.UNAVAILABLE}
 
 
 def setUpModule() -> None:
@@ -48,55 +44,37 @@ class Tally:
         self.lock = threading.Lock()
         self.adds: set[str] = set()
         self.votes: Counter = Counter()
-        self.outcomes: Counter = Counter()
+        self.requests = 0
         self.read_errors: list = []
         self.failures: list = []
 
-    def note(self, what: str) -> None:
-        with self.lock:
-            self.outcomes[what] += 1
 
-
-def acknowledged(tally: Tally, attempt) -> bool:
-    """Retry a write (with the same idempotency key) until the queue answers. ``attempt()``
-    returns True (acknowledged), False (refused: noted as a failure) or a string: no
-    answer from the queue, noted, and tried again."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        outcome = attempt()
-        if outcome is True or outcome is False:
-            return outcome
-        tally.note(f"{outcome}, retried")
-        time.sleep(0.05)
-    tally.failures.append("no success within 10 s")
-    return False
-
-
-def party(n: int, stop: threading.Event, tally: Tally, targets: list[str], vote, add,
-          read) -> None:
-    """One client until ``stop``: half votes, a quarter adds (door's ``vote(target)`` and
-    ``add(track_id)`` return whether they were acknowledged) and a quarter reads (``read()``
-    returns None, or what went wrong)."""
+def party(n: int, stop: threading.Event, tally: Tally, targets: list[str], door) -> None:
+    """One client until ``stop``: half votes, a quarter adds (through a retrying door, so
+    each is acknowledged once) and a quarter short reads."""
     rng = random.Random(n)
     i = 0
     while not stop.is_set():
         i += 1
         roll = rng.random()
-        if roll < 0.5:
-            target = rng.choice(targets)
-            if vote(target):
-                with tally.lock:
-                    tally.votes[target] += 1
-        elif roll < 0.75:
-            track_id = f"c{n}-{i}"
-            if add(track_id):
-                with tally.lock:
-                    tally.adds.add(track_id)
-        else:
-            problem = read()
-            if problem is not None:
+        try:
+            if roll < 0.5:
+                target = rng.choice(targets)
+                if door.vote(target) == "ok":
+                    with tally.lock:
+                        tally.votes[target] += 1
+            elif roll < 0.75:
+                track_id = f"c{n}-{i}"
+                if door.add(track_id) == "ok":
+                    with tally.lock:
+                        tally.adds.add(track_id)
+            elif (problem := door.peek()) is not None:
                 tally.read_errors.append(problem)
-        tally.note("request")
+        except Exception as exc:  # an answer the party should never get
+            tally.failures.append(repr(exc))
+        with tally.lock:
+            tally.requests += 1
+    door.close_thread()
 
 
 def run_clients(work, clients: int, seconds: float, at: float, fault) -> None:
@@ -114,51 +92,10 @@ def run_clients(work, clients: int, seconds: float, at: float, fault) -> None:
         thread.join(30)
 
 
-class RestMix:
-    """A party over REST through nginx: votes and adds with idempotency keys and retries,
-    queue reads without retries."""
-
-    def __init__(self, base: str, room: str, tally: Tally, targets: list[str]):
-        self.base, self.room, self.tally, self.targets = base, room, tally, targets
-
-    def write(self, http: Http, method: str, path: str, body=None) -> bool:
-        key = {"Idempotency-Key": uuid.uuid4().hex}
-
-        def attempt():
-            try:
-                reply = http.request(method, f"/rooms/{self.room}{path}", body, headers=key)
-            except OSError:
-                return "connection error"
-            if reply.status == 200:
-                return True
-            if reply.status in RETRYABLE_HTTP:
-                return str(reply.status)
-            self.tally.failures.append((path, reply.status, reply.body[:200]))
-            return False
-
-        return acknowledged(self.tally, attempt)
-
-    def __call__(self, n: int, stop: threading.Event) -> None:
-        http = Http(self.base)
-
-        def read():
-            try:
-                status = http.get(f"/rooms/{self.room}/queue?limit=5").status
-            except OSError as exc:
-                return repr(exc)
-            return None if status == 200 else status
-
-        party(n, stop, self.tally, self.targets,
-              vote=lambda target: self.write(http, "POST", f"/vote?id={target}&head=5"),
-              add=lambda track_id: self.write(http, "POST", "/add_track?head=5", track(track_id)),
-              read=read)
-        http.close()
-
-
 class NodeCrash(unittest.TestCase):
-    def retries(self, tally: Tally) -> str:
-        return ", ".join(f"{v} x {k.split(',')[0]}" for k, v in tally.outcomes.items()
-                         if k != "request") or "none"
+    @staticmethod
+    def retries(door) -> str:
+        return ", ".join(f"{v} x {k}" for k, v in door.retries.items()) or "none"
 
     def check(self, tally: Tally, queue: dict) -> None:
         self.assertEqual(tally.failures, [])
@@ -170,77 +107,36 @@ class NodeCrash(unittest.TestCase):
             self.assertEqual(queue[target], tally.votes[target],
                              f"{target}: acknowledged votes lost or counted twice")
 
+    def crash(self, door, kill) -> str:
+        """20 clients through ``door`` for 10 s; ``kill()`` at 3 s."""
+        targets = [f"s{i}" for i in range(8)]
+        for target in targets:
+            self.assertEqual(door.add(target), "ok")
+        tally = Tally()
+        run_clients(lambda n, stop: party(n, stop, tally, targets, door), clients=20,
+                    seconds=10, at=3, fault=kill)
+        # a machine twice as slow still serves far more than this in 10 s
+        self.assertGreater(tally.requests, 200)
+        self.check(tally, door.queue())
+        kind = "requests" if isinstance(door, RestDoor) else "calls"
+        return (f"{tally.requests} {kind} by 20 clients in 10 s, retried with the same key: "
+                f"{self.retries(door)}; {len(tally.adds)} adds and {sum(tally.votes.values())} "
+                "votes acknowledged, none lost, none doubled, no read failed")
+
     def test_a_rest_node_killed_under_load(self):
         with Cluster(rest=3, env=ROOMY) as cluster:
-            room = "crash"
-            http = Http(cluster.api_url)
-            targets = [f"s{i}" for i in range(8)]
-            for target in targets:
-                http.post(f"/rooms/{room}/add_track", track(target))
-            tally = Tally()
-            run_clients(RestMix(cluster.api_url, room, tally, targets), clients=20, seconds=10,
-                        at=3, fault=cluster.rest[0].kill)
-            queue = {str(t["id"]): t["votes"] for t in http.get(f"/rooms/{room}/queue").json()}
-            self.assertGreater(tally.outcomes["request"], 1000)
+            door = RestDoor(cluster.api_url, "crash", retry=True)
+            result = self.crash(door, cluster.rest[0].kill)
             self.assertFalse(cluster.rest[0].alive())
-            self.check(tally, queue)
-            measured(f"REST node killed: {tally.outcomes['request']} requests by 20 clients in 10 s, "
-                     f"retried with the same key: {self.retries(tally)}; "
-                     f"{len(tally.adds)} adds and {sum(tally.votes.values())} votes acknowledged, "
-                     "none lost, none doubled, no read failed")
-            http.close()
+            measured(f"REST node killed: {result}")
 
     def test_a_grpc_node_killed_under_load(self):
         with Cluster(rest=0, grpc=3, nginx=False, env=ROOMY) as cluster:
-            room = "crash"
-            channel = grpc_channel(cluster.grpc_target)
-            stub = pb_grpc.QueueServiceStub(channel)
-            targets = [f"s{i}" for i in range(8)]
-            for target in targets:
-                stub.AddTrack(pb.Track(id=target, title="t", artist="a", room=room), timeout=5)
-            tally = Tally()
-
-            def write(call) -> bool:
-                key = (("idempotency-key", uuid.uuid4().hex),)
-
-                def attempt():
-                    try:
-                        call(key)
-                        return True
-                    except grpc.RpcError as exc:
-                        if exc.code() in RETRYABLE_GRPC:
-                            return exc.code().name
-                        tally.failures.append((exc.code().name, exc.details()))
-                        return False
-
-                return acknowledged(tally, attempt)
-
-            def read():
-                try:
-                    stub.GetQueue(pb.Empty(room=room, limit=5), timeout=5)
-                except grpc.RpcError as exc:
-                    return exc.code().name
-                return None
-
-            def work(n: int, stop: threading.Event) -> None:
-                party(n, stop, tally, targets,
-                      vote=lambda target: write(lambda key: stub.VoteTrack(
-                          pb.VoteRequest(id=target, up=True, room=room), timeout=5,
-                          metadata=key)),
-                      add=lambda track_id: write(lambda key: stub.AddTrack(
-                          pb.Track(id=track_id, title="t", artist="a", room=room), timeout=5,
-                          metadata=key)),
-                      read=read)
-
-            run_clients(work, clients=20, seconds=10, at=3, fault=cluster.grpc[0].kill)
-            queue = {t.id: t.votes for t in stub.GetQueue(pb.Empty(room=room), timeout=5).queue}
-            channel.close()
-            self.assertGreater(tally.outcomes["request"], 300)
-            self.check(tally, queue)
-            measured(f"gRPC node killed: {tally.outcomes['request']} calls by 20 clients in 10 s, "
-                     f"retried with the same key: {self.retries(tally)}; "
-                     f"{len(tally.adds)} adds and {sum(tally.votes.values())} votes acknowledged, "
-                     "none lost, none doubled, no read failed")
+            door = GrpcDoor(cluster.grpc_target, "crash", retry=True)
+            try:
+                measured(f"gRPC node killed: {self.crash(door, cluster.grpc[0].kill)}")
+            finally:
+                door.close()
 
 
 class Shutdown(unittest.TestCase):
@@ -324,22 +220,24 @@ class RedisOutage(unittest.TestCase):
                 cluster.start_redis()
                 back["at"] = time.monotonic()
 
-            run_clients(work, clients=4, seconds=8, at=1.5, fault=outage)
+            run_clients(work, clients=4, seconds=10, at=1.5, fault=outage)
             statuses = Counter(s[2] for s in samples)
             self.assertLessEqual(set(statuses), {200, 503}, statuses)
             self.assertGreater(statuses[503], 0, "Redis was down, yet no request saw it")
             self.assertTrue(all("Redis" in detail for detail in details), details)
-            for began, took, status, retry in samples:
-                self.assertLess(took, 1.0, f"a request took {took:.2f}s")
+            # never a hang: REDIS_TIMEOUT_MS (0.75 s) bounds every answer, with room for a
+            # machine twice as slow as this one
+            for _, took, status, retry in samples:
+                self.assertLess(took, 2.5, f"a request took {took:.2f}s")
                 if status == 503:
                     self.assertEqual(retry, "1")
             first_ok_after = min(b + t for b, t, s, _ in samples if s == 200 and b >= back["at"])
-            self.assertLess(first_ok_after - back["at"], 2.0)
+            self.assertLess(first_ok_after - back["at"], 3.0)
             slowest = max(t for _, t, s, _ in samples if s == 503)
             measured(f"Redis down 3 s under load: {statuses[503]} answers 503 (slowest "
                      f"{slowest * 1000:.0f} ms), serving again {first_ok_after - back['at']:.2f} s "
                      "after Redis was back, streams resumed with a snapshot")
-            late = [s for b, t, s, _ in samples if b >= back["at"] + 2.0]
+            late = [s for b, t, s, _ in samples if b >= back["at"] + 3.0]
             self.assertTrue(late and set(late) == {200}, Counter(late))
 
             # the live streams come back with a fresh snapshot (after the events from before

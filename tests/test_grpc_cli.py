@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import unittest
 from concurrent import futures
 from pathlib import Path

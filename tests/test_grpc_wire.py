@@ -31,7 +31,8 @@ class OriginalClient(unittest.TestCase):
                                 f"--grpc_python_out={out}", str(FIXTURES / "original" / "queue.proto")])
             self.assertEqual(code, 0)
             # the default room is shared: clear it first, as the host
-            from proto import queue_pb2 as pb, queue_pb2_grpc as pb_grpc
+            from proto import queue_pb2 as pb
+            from proto import queue_pb2_grpc as pb_grpc
             with grpc_channel(target) as channel:
                 pb_grpc.QueueServiceStub(channel).Clear(pb.Empty(), timeout=5,
                                                         metadata=admin_metadata())
@@ -64,15 +65,14 @@ class Stubs(unittest.TestCase):
 
 
 class AssembledReplies(unittest.TestCase):
-    """The servers assemble replies from cached track bytes (grpc_svc.service): they must
+    """The server assembles replies from cached track bytes (grpc_svc.wire): they must
     parse to exactly what the generated classes would build."""
 
     def test_the_assembled_bytes_match_the_generated_classes(self):
-        from grpc_svc import events, service
+        from grpc_svc import wire
         from proto import queue_pb2 as pb
-        from shared.events import Event
-        from shared.model import Track
-        from shared.queue import Change, Snapshot
+        from shared.model import Change, Snapshot, Track
+        from shared.store.pubsub import Event
 
         head = [Track("a", "Ça plane", "Plastic Bertrand", 180, 3, 1_795_000_000_000),
                 Track("b" * 64, "T" * 200, "A", 0, -2**31, 1)]
@@ -80,19 +80,21 @@ class AssembledReplies(unittest.TestCase):
         for change in (Change("vote", 2**40, 300, head[0], head), Change("clear", 7, 0, None, []),
                        Change("play", 1, 0, played, [])):
             expected = pb.QueueResponse(
-                message="Vote recorded", queue=[service.track_pb(t) for t in change.head],
-                track=service.track_pb(change.track) if change.track else None,
+                message="Vote recorded", queue=[wire.track_pb(t) for t in change.head],
+                track=wire.track_pb(change.track) if change.track else None,
                 version=change.version, length=change.length)
-            self.assertEqual(pb.QueueResponse.FromString(service.change_bytes("Vote recorded", change)),
+            self.assertEqual(pb.QueueResponse.FromString(wire.change_bytes("Vote recorded", change)),
                              expected)
-            event = pb.QueueEvent.FromString(events.event_pb(Event("r", change)))
+            event = pb.QueueEvent.FromString(wire.event_bytes(Event("r", change)))
             self.assertEqual(event, pb.QueueEvent(
                 type=change.kind, version=change.version, length=change.length,
                 track=expected.track if change.track else None, queue=expected.queue,
                 now_playing=expected.track if change.kind == "play" else None))
-        self.assertEqual(pb.QueueList.FromString(service.list_bytes(head, 9, 2)),
-                         pb.QueueList(queue=[service.track_pb(t) for t in head], version=9, length=2))
-        self.assertEqual(pb.Track.FromString(service.track_bytes(played)), service.track_pb(played))
-        snapshot = pb.QueueEvent.FromString(events.snapshot_pb(Snapshot(4, 2, played, head)))
+        self.assertEqual(pb.QueueList.FromString(wire.list_bytes(head, 9, 2)),
+                         pb.QueueList(queue=[wire.track_pb(t) for t in head], version=9, length=2))
+        self.assertEqual(pb.Track.FromString(wire.track_bytes(played)), wire.track_pb(played))
+        self.assertEqual(pb.NowPlayingReply.FromString(wire.now_bytes(played)).track,
+                         wire.track_pb(played))
+        snapshot = pb.QueueEvent.FromString(wire.snapshot_bytes(Snapshot(4, 2, played, head)))
         self.assertEqual((snapshot.type, snapshot.now_playing.id, len(snapshot.queue)),
                          ("snapshot", "p", 2))

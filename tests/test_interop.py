@@ -7,7 +7,16 @@ import unittest
 from proto import queue_pb2 as pb
 from proto import queue_pb2_grpc as pb_grpc
 
-from .support import EXTERNAL, Http, admin_headers, admin_metadata, grpc_channel, local_cluster, track, unique
+from .support import (
+    EXTERNAL,
+    Http,
+    admin_headers,
+    admin_metadata,
+    grpc_channel,
+    local_cluster,
+    track,
+    unique,
+)
 
 
 class Interop(unittest.TestCase):

@@ -13,8 +13,18 @@ from proto import queue_pb2 as pb
 from proto import queue_pb2_grpc as pb_grpc
 
 from .cluster import Cluster
-from .support import (EXTERNAL, EventStream, Http, admin_headers, api_url, grpc_channel,
-                      grpc_target, local_cluster, track, unique)
+from .support import (
+    EXTERNAL,
+    EventStream,
+    Http,
+    admin_headers,
+    api_url,
+    grpc_channel,
+    grpc_target,
+    local_cluster,
+    track,
+    unique,
+)
 
 
 def rest_pair() -> tuple[str, str]:
@@ -59,9 +69,9 @@ class ServerSentEvents(unittest.TestCase):
             reply = self.writer.request(method, f"/rooms/{self.room}{path}", body,
                                         headers=admin_headers())
             self.assertEqual(reply.status, 200, reply.body)
-            event = stream.next_event(timeout=1.0)
+            event = stream.next_event(timeout=2.0)
             took = time.monotonic() - sent
-            self.assertLess(took, 1.0, kind)
+            self.assertLess(took, 2.0, kind)  # bounds that hold on a machine twice as slow
             self.assertEqual(event["event"], kind)
             self.assertEqual(event["data"]["version"], version + 1)
             self.assertEqual(int(event["id"]), version + 1)
@@ -97,8 +107,8 @@ class ServerSentEvents(unittest.TestCase):
         stream.next_event()
         sent = time.monotonic()
         self.writer.post(f"/rooms/{self.room}/add_track", track("lb"))
-        self.assertEqual(stream.next_event(timeout=1.0)["event"], "add")
-        self.assertLess(time.monotonic() - sent, 1.0)
+        self.assertEqual(stream.next_event(timeout=2.0)["event"], "add")
+        self.assertLess(time.monotonic() - sent, 2.0)
 
     def test_a_bad_room_is_refused(self):
         stream = EventStream(self.watch_url, "/rooms/bad.room/events")
@@ -121,7 +131,7 @@ class Heartbeat(unittest.TestCase):
         self.assertEqual(stream.next_event()["event"], "snapshot")
         started = time.monotonic()
         self.assertEqual(stream.next(timeout=2), {"comment": "keep-alive"})
-        self.assertLess(time.monotonic() - started, 1.0)
+        self.assertLess(time.monotonic() - started, 2.0)
 
 
 class Watch(unittest.TestCase):
@@ -151,12 +161,12 @@ class Watch(unittest.TestCase):
         stub = pb_grpc.QueueServiceStub(writer)
         sent = time.monotonic()
         stub.AddTrack(pb.Track(id="w1", title="t", artist="a", room=room), timeout=5)
-        event = events.get(timeout=1.0)
-        self.assertLess(time.monotonic() - sent, 1.0)
+        event = events.get(timeout=2.0)
+        self.assertLess(time.monotonic() - sent, 2.0)
         self.assertEqual((event.type, event.version, event.track.id),
                          ("add", snapshot.version + 1, "w1"))
         stub.VoteTrack(pb.VoteRequest(id="w1", up=True, room=room), timeout=5)
-        event = events.get(timeout=1.0)
+        event = events.get(timeout=2.0)
         self.assertEqual((event.type, event.track.votes, event.queue[0].votes), ("vote", 1, 1))
         call.cancel()
         thread.join(5)

@@ -27,8 +27,7 @@ def setUpModule() -> None:
     global cluster
     if EXTERNAL:
         raise unittest.SkipTest("stops and starts a redis-server of its own")
-    cluster = Cluster(rest=2, grpc=1).start()
-    cluster.add_grpc_node(GRPC_SERVER="sync")  # the thread-pool server has its own Redis client
+    cluster = Cluster(rest=2, grpc=2).start()
 
 
 def tearDownModule() -> None:

@@ -15,7 +15,15 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .support import USE_DEFAULT_ROOM, ADMIN_TOKEN, Http, admin_headers, api_url, grpc_target, unique
+from .support import (
+    ADMIN_TOKEN,
+    USE_DEFAULT_ROOM,
+    Http,
+    admin_headers,
+    api_url,
+    grpc_target,
+    unique,
+)
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 PUBLIC = "http://localhost:8080"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import unittest
 
-from .browser import Browser, BrowserError, chromium
+from .browser import Browser, chromium
 from .support import Http, admin_headers, api_url, track, unique
 
 
@@ -39,8 +39,8 @@ class WebPage(unittest.TestCase):
         self.browser.js("window.marker = 'same page'")
         self.http.post(f"/rooms/{self.room}/add_track", track("api1", title="From the API"))
         took = self.browser.wait_for(f"document.querySelector('{self.item('api1')}')",
-                                     timeout=3, what="the new track to appear")
-        self.assertLess(took, 1.5)
+                                     timeout=6, what="the new track to appear")
+        self.assertLess(took, 3.0)  # live, not a poll: holds on a machine twice as slow
         self.assertIn("From the API", self.text(self.item("api1")))
         self.assertEqual(self.browser.js("window.marker"), "same page")  # no reload
 

@@ -6,10 +6,10 @@ room's channel while at least one local listener (an SSE stream, a gRPC Watch) f
 room, decodes each event once, and hands it to every listener of the room.
 
 A listener receives ``Event`` objects in version order, ``RESYNC``: "you may have
-missed changes, take a fresh snapshot", or ``END`` when the node stops. RESYNC comes after the subscription was lost and
-made again (Redis restarted, network cut) and when a listener fell more than
-``MAX_PENDING`` events behind (a slow client), so a slow or cut-off client costs bounded
-memory and still ends up right.
+missed changes, take a fresh snapshot", or ``END`` when the node stops. RESYNC comes
+after the subscription was lost and made again (Redis restarted, network cut) and when a
+listener fell more than ``MAX_PENDING`` events behind (a slow client), so a slow or
+cut-off client costs bounded memory and still ends up right.
 
 The connection speaks RESP directly (hiredis parses it): it needs only SUBSCRIBE,
 UNSUBSCRIBE and PING, with its own liveness check instead of a read timeout that an idle
@@ -21,15 +21,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import hiredis
-from redis.connection import parse_url
 
-from . import keys
-from .config import Settings
-from .queue import Change, decode_event
+from .. import keys
+from ..config import Settings
+from ..model import Change
+from ..queue import decode_event
+from .address import Address
 
 log = logging.getLogger("events")
 
@@ -53,7 +54,7 @@ class Event:
         self.change = change
         self.cache: dict[str, Any] = {}
 
-    def rendered(self, kind: str, render) -> Any:
+    def rendered(self, kind: str, render: Callable[[Event], Any]) -> Any:
         try:
             return self.cache[kind]
         except KeyError:
@@ -61,25 +62,28 @@ class Event:
             return value
 
 
+Item = Event | str  # an Event, RESYNC or END
+
+
 class Listener:
     __slots__ = ("room", "queue")
 
     def __init__(self, room: str):
         self.room = room
-        self.queue: asyncio.Queue = asyncio.Queue()
+        self.queue: asyncio.Queue[Item] = asyncio.Queue()
 
-    def push(self, item) -> None:
+    def push(self, item: Item) -> None:
         if self.queue.qsize() >= MAX_PENDING:
             while not self.queue.empty():
                 self.queue.get_nowait()
             item = RESYNC
         self.queue.put_nowait(item)
 
-    async def get(self, timeout: float | None = None):
-        """The next Event or RESYNC; None when ``timeout`` passes first."""
+    async def get(self, timeout: float | None = None) -> Item | None:
+        """The next Event, RESYNC or END; None when ``timeout`` passes first."""
         try:
             return await asyncio.wait_for(self.queue.get(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return None
 
 
@@ -93,13 +97,12 @@ def _command(*parts: str | bytes) -> bytes:
 
 class Hub:
     def __init__(self, settings: Settings):
-        self._options = parse_url(settings.redis_url)
-        self._scheme = settings.redis_url.split(":", 1)[0]
+        self._address = Address.from_url(settings.redis_url)
         self._timeout = max(settings.redis_timeout, 1.0)
         self._rooms: dict[str, set[Listener]] = {}
-        self._confirmed: dict[str, asyncio.Future] = {}
+        self._confirmed: dict[str, asyncio.Future[bool]] = {}
         self._writer: asyncio.StreamWriter | None = None
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         self._closed = False
         self.connected = asyncio.Event()
 
@@ -134,7 +137,7 @@ class Hub:
             self._send(_command("UNSUBSCRIBE", keys.events_channel(listener.room)))
 
     @contextlib.asynccontextmanager
-    async def follow(self, room: str):
+    async def listening(self, room: str) -> AsyncIterator[Listener]:
         listener = await self.listen(room)
         try:
             yield listener
@@ -171,27 +174,17 @@ class Hub:
         self.connected.clear()
 
     async def _connect(self) -> asyncio.StreamReader:
-        options = self._options
-        if "path" in options:
-            opened = asyncio.open_unix_connection(options["path"])
-        else:
-            tls = ssl.create_default_context() if self._scheme == "rediss" else None
-            opened = asyncio.open_connection(options.get("host", "localhost"),
-                                             options.get("port", 6379), ssl=tls)
-        reader, writer = await asyncio.wait_for(opened, self._timeout)
-        if options.get("password"):
-            auth = [options["password"]]
-            if options.get("username"):
-                auth.insert(0, options["username"])
-            writer.write(_command("AUTH", *auth))
+        reader, writer = await asyncio.wait_for(self._address.open_connection(), self._timeout)
+        for step in self._address.greeting():
+            writer.write(_command(*map(str, step)))
             parser = hiredis.Reader()
             while (reply := parser.gets()) is False:
                 data = await asyncio.wait_for(reader.read(4096), self._timeout)
                 if not data:
-                    raise ConnectionError("closed during AUTH")
+                    raise ConnectionError(f"closed during {step[0]}")
                 parser.feed(data)
             if isinstance(reply, hiredis.ReplyError):
-                raise ConnectionError(f"AUTH refused: {reply}")
+                raise ConnectionError(f"{step[0]} refused: {reply}")
         self._writer = writer
         rooms = list(self._rooms)
         if rooms:
@@ -203,7 +196,7 @@ class Hub:
         while not self._closed:
             try:
                 reader = await self._connect()
-            except (OSError, ConnectionError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError, ConnectionError) as exc:
                 log.warning("events: cannot reach Redis (%s); retrying", exc)
                 await asyncio.sleep(RECONNECT_DELAY)
                 continue
@@ -216,7 +209,7 @@ class Hub:
             first = False
             try:
                 await self._read(reader)
-            except (OSError, ConnectionError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError, ConnectionError) as exc:
                 log.warning("events: subscription lost (%s)", exc)
             self._drop_connection()
             for room in self._rooms:
@@ -229,7 +222,7 @@ class Hub:
         while True:
             try:
                 data = await asyncio.wait_for(reader.read(1 << 16), PING_EVERY)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 if pinged:
                     raise ConnectionError("no answer to PING") from None
                 self._send(_command("PING"))
@@ -242,7 +235,7 @@ class Hub:
             while (reply := parser.gets()) is not False:
                 self._dispatch(reply)
 
-    def _dispatch(self, reply) -> None:
+    def _dispatch(self, reply: Any) -> None:
         if isinstance(reply, hiredis.ReplyError):
             log.error("events: Redis said %s", reply)
             return

@@ -12,19 +12,23 @@ connection is dropped and every waiting caller gets ``StoreUnavailable``; so doe
 caller while Redis cannot be reached (refused or timed out connects are retried at most
 every RECONNECT_PAUSE seconds). The next command after that dials again, so the node
 recovers by itself. Nothing is retried: a lost reply may belong to a write that happened.
+Scripts go by their SHA1 (``EVALSHA``); a Redis that does not know one yet (restarted,
+flushed) answers NOSCRIPT and gets the source once (``EVAL``), which also loads it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import ssl
 import time
+from collections.abc import Sequence
+from typing import Any, cast
 
 import hiredis
-from redis.connection import parse_url
 
-from .errors import StoreUnavailable
+from ..errors import StoreUnavailable
+from ..scripts import Script
+from .address import Address
 
 ReplyError = hiredis.ReplyError
 RECONNECT_PAUSE = 0.1
@@ -34,6 +38,9 @@ TRANSIENT = ("LOADING", "BUSY", "OOM", "MISCONF", "READONLY", "MASTERDOWN", "TRY
              "CLUSTERDOWN", "NOREPLICAS")
 
 
+Command = tuple[Any, ...]
+
+
 def transient(reply: Exception) -> StoreUnavailable | None:
     """``StoreUnavailable`` if an error reply says that Redis cannot serve right now
     (still loading its data, out of memory, ...), else None."""
@@ -41,24 +48,28 @@ def transient(reply: Exception) -> StoreUnavailable | None:
     return StoreUnavailable(text.split(" ", 1)[0].lower()) if text.startswith(TRANSIENT) else None
 
 
-def error(reply: ReplyError) -> Exception:
+def error(reply: Exception) -> Exception:
     """What an error reply amounts to: a transient one is ``StoreUnavailable``."""
     return transient(reply) or reply
 
 
+Waiter = tuple["asyncio.Future[Any] | None", float]  # (who gets the reply, when sent)
+
+
 class _Protocol(asyncio.Protocol):
-    def __init__(self, owner: "PipelinedRedis"):
+    transport: asyncio.Transport
+
+    def __init__(self, owner: PipelinedRedis):
         self.owner = owner
         self.reader = hiredis.Reader(encoding="utf-8")
-        self.waiters: collections.deque = collections.deque()  # (future, sent_at)
-        self.transport: asyncio.Transport | None = None
+        self.waiters: collections.deque[Waiter] = collections.deque()
         self.buffer: list[bytes] = []
         self.flush_scheduled = False
         self.lost = False
         self.refused: ReplyError | None = None
 
-    def connection_made(self, transport) -> None:
-        self.transport = transport
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
 
     def data_received(self, data: bytes) -> None:
         reader, waiters = self.reader, self.waiters
@@ -78,7 +89,7 @@ class _Protocol(asyncio.Protocol):
             if not future.done():
                 future.set_result(reply)
 
-    def connection_lost(self, exc) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
         self.fail(StoreUnavailable("no connection"))
         self.owner._forget(self)
@@ -89,7 +100,7 @@ class _Protocol(asyncio.Protocol):
             if future is not None and not future.done():
                 future.set_exception(error)
 
-    def send(self, packed: bytes, future: asyncio.Future | None) -> None:
+    def send(self, packed: bytes, future: asyncio.Future[Any] | None) -> None:
         """Queue one command; its reply goes to ``future`` (None: nobody needs it)."""
         self.buffer.append(packed)
         self.waiters.append((future, time.monotonic()))
@@ -106,16 +117,15 @@ class _Protocol(asyncio.Protocol):
 
 class PipelinedRedis:
     def __init__(self, url: str, timeout: float = 0.75):
-        self.options = parse_url(url)
-        self.tls = url.startswith("rediss:")
+        self.address = Address.from_url(url)
         self.timeout = timeout
         self._protocol: _Protocol | None = None
-        self._connecting: asyncio.Future | None = None
+        self._connecting: asyncio.Future[_Protocol] | None = None
         self._failed_at = 0.0
         self._watchdog: asyncio.TimerHandle | None = None
         self._closed = False
 
-    async def execute(self, *args):
+    async def execute(self, *args: Any) -> Any:
         """Send one command and return its reply; a Redis error reply is raised as
         ``ReplyError``, trouble reaching Redis (or a transient error reply) as
         ``StoreUnavailable``."""
@@ -129,7 +139,7 @@ class PipelinedRedis:
             raise error(reply)
         return reply
 
-    async def transaction(self, commands: list[tuple]) -> list:
+    async def transaction(self, commands: Sequence[Command]) -> list[Any]:
         """Run ``commands`` in one MULTI/EXEC and return their replies (a failed one as a
         ``ReplyError`` in its place). Everything is queued in one go, so no other caller's
         command can land inside the transaction."""
@@ -144,7 +154,27 @@ class PipelinedRedis:
         reply = await future
         if type(reply) is ReplyError:  # a command was refused while queued (e.g. LOADING)
             raise error(reply)
+        assert isinstance(reply, list)
         return reply
+
+    async def script(self, script: Script, args: Command, more: Sequence[Command] = ()
+                     ) -> Any:
+        """Run ``script`` with ``args`` (numkeys, keys, argv), then the commands ``more`` in
+        the same MULTI/EXEC: one atomic step. Returns the script's reply, or with ``more``
+        every reply (an error reply of the script raised)."""
+        if not more:
+            try:
+                return await self.execute("EVALSHA", script.sha, *args)
+            except ReplyError as exc:
+                if not str(exc).startswith("NOSCRIPT"):
+                    raise
+                return await self.execute("EVAL", script.source, *args)
+        replies = await self.transaction([("EVALSHA", script.sha, *args), *more])
+        if type(replies[0]) is ReplyError and str(replies[0]).startswith("NOSCRIPT"):
+            replies = await self.transaction([("EVAL", script.source, *args), *more])
+        if type(replies[0]) is ReplyError:
+            raise error(replies[0])
+        return replies
 
     async def aclose(self) -> None:
         self._closed = True
@@ -170,18 +200,16 @@ class PipelinedRedis:
 
     async def _dial(self) -> _Protocol:
         loop = asyncio.get_running_loop()
-        options = self.options
+        address = self.address
         try:
-            if "path" in options:
-                opened = loop.create_unix_connection(lambda: _Protocol(self), options["path"])
+            if address.path:
+                opened = loop.create_unix_connection(lambda: _Protocol(self), address.path)
             else:
-                opened = loop.create_connection(
-                    lambda: _Protocol(self), options.get("host", "localhost"),
-                    options.get("port", 6379),
-                    ssl=ssl.create_default_context() if self.tls else None)
+                opened = loop.create_connection(lambda: _Protocol(self), address.host,
+                                                address.port, ssl=address.ssl())
             _, protocol = await asyncio.wait_for(opened, self.timeout)
             await self._handshake(protocol)
-        except (OSError, asyncio.TimeoutError, ReplyError, StoreUnavailable) as exc:
+        except (TimeoutError, OSError, ReplyError, StoreUnavailable) as exc:
             self._failed_at = time.monotonic()
             raise StoreUnavailable("timed out" if isinstance(exc, asyncio.TimeoutError)
                                    else "no connection") from exc
@@ -191,14 +219,8 @@ class PipelinedRedis:
         return protocol
 
     async def _handshake(self, protocol: _Protocol) -> None:
-        steps = []
-        if self.options.get("password"):
-            steps.append(("AUTH", *filter(None, (self.options.get("username"),
-                                                  self.options["password"]))))
-        if self.options.get("db"):
-            steps.append(("SELECT", self.options["db"]))
         loop = asyncio.get_running_loop()
-        for step in steps:
+        for step in self.address.greeting():
             future = loop.create_future()
             protocol.send(hiredis.pack_command(step), future)
             reply = await asyncio.wait_for(future, self.timeout)

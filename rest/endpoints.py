@@ -1,0 +1,146 @@
+"""The endpoints: each parses and validates its input, runs ONE shared operation (one
+atomic Redis step) and renders the result. What they share (the queue, the settings, the
+live-update hub) comes from the app's lifespan state."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from shared import validation
+from shared.auth import check_admin
+from shared.model import Change
+from shared.queue import Queue
+
+from . import live
+from .http import JSONResponse, json_body, track_bytes, tracks_bytes
+
+
+def room_of(request: Request) -> str:
+    room = request.path_params.get("room")
+    return validation.DEFAULT_ROOM if room is None else validation.room(room)
+
+
+def queue_of(request: Request) -> Queue:
+    queue: Queue = request.state.queue
+    return queue
+
+
+def head_of(request: Request) -> int:
+    return validation.head_size(validation.query_int(
+        "head", request.query_params.get("head"), None, 0, validation.MAX_HEAD))
+
+
+def idempotency_key(request: Request) -> str | None:
+    return validation.idempotency_key(request.headers.get("idempotency-key"))
+
+
+def page_of(request: Request) -> tuple[int, int | None]:
+    params = request.query_params
+    offset = validation.query_int("offset", params.get("offset"), 0, 0)
+    return offset or 0, validation.query_int("limit", params.get("limit"), None, 1)
+
+
+def require_host(request: Request) -> None:
+    check_admin(request.state.settings.admin_token, request.headers.get("authorization"))
+
+
+def written(message: bytes, change: Change) -> JSONResponse:
+    return JSONResponse(b'{"message":"%s","track":%s,"queue":%s}'
+                        % (message, track_bytes(change.track), tracks_bytes(change.head)))
+
+
+async def add_track(request: Request) -> Response:
+    body = await json_body(request)
+    track = validation.new_track(body.get("id"), body.get("title"), body.get("artist"),
+                                 body.get("duration"))
+    change = await queue_of(request).add(room_of(request), track, head=head_of(request),
+                                         idempotency_key=idempotency_key(request))
+    return written(b"Track added", change)
+
+
+async def remove_track(request: Request) -> Response:
+    require_host(request)
+    body = await json_body(request, required="id" not in request.query_params)
+    track_id = validation.track_id(request.query_params.get("id", body.get("id")))
+    change = await queue_of(request).remove(room_of(request), track_id, head=head_of(request),
+                                            idempotency_key=idempotency_key(request))
+    return written(b"Track removed", change)
+
+
+async def vote(request: Request) -> Response:
+    params = request.query_params
+    body = await json_body(request, required=False)
+    track_id = validation.track_id(params.get("id", body.get("id")))
+    up = validation.up(params.get("up", body.get("up")))
+    voter = validation.voter(params.get("voter", body.get("voter")),
+                             request.state.settings.require_voter)
+    change = await queue_of(request).vote(room_of(request), track_id, up, voter,
+                                          head=head_of(request),
+                                          idempotency_key=idempotency_key(request))
+    return written(b"Vote recorded", change)
+
+
+async def queue(request: Request) -> Response:
+    room = room_of(request)
+    offset, limit = page_of(request)
+    wanted = request.headers.get("if-none-match")
+    if wanted:
+        version = await queue_of(request).version(room)
+        if _etag_matches(wanted, version):
+            return Response(status_code=304, headers={"ETag": f'"{version}"'})
+    page = await queue_of(request).page(room, offset, limit)
+    return JSONResponse(tracks_bytes(page.tracks),
+                        headers={"ETag": f'"{page.version}"', "X-Queue-Length": str(page.length)})
+
+
+def _etag_matches(header: str, version: int) -> bool:
+    tags = {tag.strip().removeprefix("W/") for tag in header.split(",")}
+    return "*" in tags or f'"{version}"' in tags
+
+
+async def metadata(request: Request) -> Response:
+    track_id = validation.track_id(request.path_params["track_id"])
+    return JSONResponse(track_bytes(await queue_of(request).metadata(room_of(request), track_id)))
+
+
+async def play_next(request: Request) -> Response:
+    require_host(request)
+    head_of(request)  # checked like any write's, though the answer is the track alone
+    change = await queue_of(request).play_next(
+        room_of(request), head=0, idempotency_key=idempotency_key(request))
+    return JSONResponse(b'{"now_playing":%s}' % track_bytes(change.track))
+
+
+async def now_playing(request: Request) -> Response:
+    track = await queue_of(request).now_playing(room_of(request))
+    return JSONResponse(b'{"now_playing":%s}' % track_bytes(track))
+
+
+async def history(request: Request) -> Response:
+    offset, limit = page_of(request)
+    tracks = await queue_of(request).history(room_of(request), offset, limit)
+    return JSONResponse(tracks_bytes(tracks))
+
+
+async def clear(request: Request) -> Response:
+    require_host(request)
+    head_of(request)  # checked like any write's
+    await queue_of(request).clear(room_of(request), idempotency_key=idempotency_key(request))
+    return JSONResponse({"message": "Room cleared", "queue": []})
+
+
+async def events(request: Request) -> Response:
+    stream = await live.open_stream(request.state.hub, queue_of(request), room_of(request),
+                                    request.headers.get("last-event-id"),
+                                    request.state.settings.sse_heartbeat)
+    return StreamingResponse(stream, media_type="text/event-stream", headers=live.HEADERS)
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok", "node": request.state.settings.node_id})
+
+
+async def readyz(request: Request) -> Response:
+    await request.state.redis.execute("PING")  # StoreUnavailable (503) if Redis does not answer
+    return JSONResponse({"status": "ready", "node": request.state.settings.node_id})

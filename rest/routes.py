@@ -1,0 +1,146 @@
+"""The one table of the REST API: it makes both the Starlette routes and the OpenAPI
+paths (``rest.openapi``), so the two cannot drift apart.
+
+A room endpoint answers at the root (room ``default``) and under ``/rooms/{room}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from shared import validation as v
+
+from . import endpoints, pages
+from .openapi import ID, ref, schema_of
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    path: str
+    method: str
+    handler: Handler
+    summary: str
+    parameters: tuple[dict[str, Any], ...] = ()
+    body: str | None = None  # the name of the request body's schema
+    body_required: bool = True
+    success: dict[str, Any] = field(default_factory=dict)  # the 200 schema (or a response)
+    errors: str = ""  # error statuses, e.g. "400 404 503"
+    host: bool = False  # needs the host's token when the server has one
+    room: bool = True  # at the root and under /rooms/{room}
+    tag: str = ""
+    status: int = 200  # what success answers
+
+
+def query(name: str, schema: dict[str, Any], description: str, example: Any = None
+          ) -> dict[str, Any]:
+    out = {"name": name, "in": "query", "required": False, "schema": schema,
+           "description": description}
+    if example is not None:
+        out["example"] = example
+    return out
+
+
+def header(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "header", "required": False, "schema": schema,
+            "description": description}
+
+
+PAGE = (query("limit", {"type": "integer", "minimum": 1, "maximum": v.MAX_PAGE},
+              "How many (default: all).", 10),
+        query("offset", {"type": "integer", "minimum": 0, "maximum": v.MAX_PAGE, "default": 0},
+              "How many to skip.", 0))
+IDEMPOTENCY = header("Idempotency-Key", {"type": "string", "minLength": 1,
+                                         "maxLength": v.MAX_IDEMPOTENCY_KEY},
+                     f"A repeat with the same key within {v.IDEMPOTENCY_TTL // 60} minutes "
+                     "returns the first result and changes nothing.")
+WRITE = (query("head", {"type": "integer", "minimum": 0, "maximum": v.MAX_HEAD,
+                        "default": v.DEFAULT_HEAD},
+               "How many tracks of the queue's head to return."), IDEMPOTENCY)
+TRACKS = {"type": "array", "items": ref("Track")}
+HTML = {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}
+
+ENDPOINTS = (
+    Endpoint("/add_track", "POST", endpoints.add_track,
+             "Add a track (0 votes, last among equals)", WRITE, "NewTrack",
+             success=ref("WriteResult"), errors="400 409 413 422 503"),
+    Endpoint("/remove_track", "POST", endpoints.remove_track, "Remove a queued track (host)",
+             WRITE, "TrackRef", success=ref("WriteResult"),
+             errors="400 401 403 404 413 422 503", host=True),
+    Endpoint("/vote", "POST", endpoints.vote, "Vote a queued track up or down", (
+        query("id", ID, "The track.", 123),
+        query("up", {"type": "string", "enum": ["true", "false", "1", "0", "yes", "no"],
+                     "default": "true"}, "Up (default) or down.", "true"),
+        query("voter", {"type": "string", "maxLength": v.MAX_VOTER},
+              "One ballot per voter per track; omit for an anonymous vote.", "ann"), *WRITE),
+        "VoteBody", body_required=False, success=ref("WriteResult"),
+        errors="400 404 413 422 503"),
+    Endpoint("/queue", "GET", endpoints.queue,
+             "The queue in play order (ETag: the room version)", (*PAGE, header(
+                 "If-None-Match", {"type": "string"},
+                 "The ETag of a queue you hold: 304 with no body if it is still current.")),
+             success={"description": "OK", "headers": {"ETag": {
+                 "description": "The room version, quoted; it changes with every change to "
+                                "the room.", "schema": {"type": "string"}}},
+                 "content": {"application/json": {"schema": TRACKS}}},
+             errors="304 400 422 503"),
+    Endpoint("/metadata/{track_id}", "GET", endpoints.metadata,
+             "A queued, playing or played track",
+             ({"name": "track_id", "in": "path", "required": True, "schema": ID,
+               "example": 123},), success=ref("Track"), errors="404 422 503"),
+    Endpoint("/play_next", "POST", endpoints.play_next, "Play the first track (host)", WRITE,
+             success=ref("NowPlaying"), errors="401 403 409 503", host=True),
+    Endpoint("/now_playing", "GET", endpoints.now_playing, "The track playing now, or null",
+             success=ref("NowPlaying"), errors="503"),
+    Endpoint("/history", "GET", endpoints.history, "Played tracks, newest first", PAGE,
+             success=TRACKS, errors="400 422 503"),
+    Endpoint("/clear", "POST", endpoints.clear,
+             "Empty the room's queue, now playing and history (host)", (IDEMPOTENCY,),
+             success=ref("Message"), errors="401 403 503", host=True),
+    Endpoint("/events", "GET", endpoints.events,
+             "Live changes as Server-Sent Events: a snapshot, then one event per change (add, "
+             "remove, vote, play, clear), each with the room version as its id; a reconnect "
+             "with Last-Event-ID gets a fresh snapshot only if it missed anything",
+             (header("Last-Event-ID", {"type": "integer"}, "The last version this client saw."),),
+             success={"description": "OK", "content": {"text/event-stream": {
+                 "schema": {"type": "string"}}}}, errors="503"),
+    Endpoint("/", "GET", pages.index, "The web page of the default room", success=HTML,
+             room=False, tag="pages"),
+    Endpoint("/rooms/{room}/", "GET", pages.index, "The web page of a room", success=HTML,
+             room=False, tag="pages"),
+    Endpoint("/rooms/{room}", "GET", pages.room_redirect, "Redirects to /rooms/{room}/",
+             success={"description": "to the page"}, room=False, tag="pages", status=308),
+    Endpoint("/docs", "GET", pages.docs, "These docs, interactive", success=HTML, room=False,
+             tag="pages"),
+    Endpoint("/static/{name}", "GET", pages.asset,
+             "The pages' scripts and styles (app.js, style.css, docs.js, docs.css)",
+             ({"name": "name", "in": "path", "required": True, "schema": {"type": "string"},
+               "example": "app.js"},), success={"description": "the file"}, errors="404",
+             room=False, tag="pages"),
+    Endpoint("/openapi.json", "GET", pages.openapi, "This document",
+             success={"description": "OpenAPI 3"}, room=False, tag="pages"),
+    Endpoint("/healthz", "GET", endpoints.healthz, "200 while the process runs",
+             success=ref("Status"), room=False, tag="health"),
+    Endpoint("/readyz", "GET", endpoints.readyz, "200 when Redis answers, else 503",
+             success=ref("Status"), errors="503", room=False, tag="health"),
+)
+
+
+def routes() -> list[Route]:
+    out = []
+    for endpoint in ENDPOINTS:
+        paths = [endpoint.path, "/rooms/{room}" + endpoint.path] if endpoint.room \
+            else [endpoint.path]
+        out += [Route(path, endpoint.handler, methods=[endpoint.method]) for path in paths]
+    return out
+
+
+def document() -> dict[str, Any]:
+    return schema_of(ENDPOINTS)
