@@ -61,7 +61,8 @@ class Result:
 
 
 def markdown_header() -> str:
-    return ("| target | operation | conc. | prefill | ok | ops/s | p50 ms | p90 ms | p99 ms | errors |\n"
+    return ("| target | operation | conc. | prefill | ok | ops/s | p50 ms | p90 ms | p99 ms "
+            "| errors |\n"
             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
 
 

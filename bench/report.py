@@ -93,7 +93,8 @@ def start_floor(cluster: Cluster, module: str, env_name: str) -> tuple[Process, 
 
 def steal_ticks() -> tuple[int, int]:
     """(steal, total) CPU ticks so far: how much the virtual machine's host took."""
-    values = list(map(int, open("/proc/stat").readline().split()[1:]))
+    with open("/proc/stat") as stat:
+        values = list(map(int, stat.readline().split()[1:]))
     return values[7] if len(values) > 7 else 0, sum(values)
 
 
@@ -108,7 +109,8 @@ def run(args) -> dict:
         rest_floor, rest_floor_port = start_floor(cluster, "floor_rest", "PORT")
         grpc_floor, grpc_floor_port = start_floor(cluster, "floor_grpc", "GRPC_PORT")
         rest_url, grpc_target = cluster.rest_urls[0], cluster.grpc_targets[0]
-        floors = {"rest": f"http://127.0.0.1:{rest_floor_port}", "grpc": f"127.0.0.1:{grpc_floor_port}"}
+        floors = {"rest": f"http://127.0.0.1:{rest_floor_port}",
+                  "grpc": f"127.0.0.1:{grpc_floor_port}"}
         ours = {"rest": rest_url, "grpc": grpc_target}
 
         print("Memory per queued track", flush=True)
@@ -150,7 +152,8 @@ def run(args) -> dict:
                                floor=True)
                 client.flushall()
 
-        served = sum(r["requests"] for r in bench.rows if r["kind"] == "rest" and "ours" in r["target"])
+        served = sum(r["requests"] for r in bench.rows
+                     if r["kind"] == "rest" and "ours" in r["target"])
         client.close()
         rest_floor.stop()
         grpc_floor.stop()
@@ -238,14 +241,16 @@ def targets(report: dict) -> list[tuple[str, str, str]]:
             for n in (10, BIG)]
     worst = max((r for r in best if r), key=lambda r: r["p99_ms"] / r["p50_ms"])
     out.append(("p99 <= 4 x p50, every operation",
-                f"worst {worst['p99_ms'] / worst['p50_ms']:.1f}x ({worst['kind']} {worst['operation']}, "
+                f"worst {worst['p99_ms'] / worst['p50_ms']:.1f}x "
+                f"({worst['kind']} {worst['operation']}, "
                 f"prefill {worst['prefill']})", verdict(worst["p99_ms"] <= 4 * worst["p50_ms"])))
     out.append(("Redis memory per queued track <= 350 bytes", f"{report['bytes_per_track']} bytes",
                 verdict(report["bytes_per_track"] <= 350)))
     leak = report["leak"]
     growth = leak["rss_after_300k_mib"] / leak["rss_after_10k_mib"]
     out.append(("node RSS after 300k requests <= 120% of after 10k",
-                f"{leak['rss_after_10k_mib']} -> {leak['rss_after_300k_mib']} MiB ({growth - 1:+.0%})",
+                f"{leak['rss_after_10k_mib']} -> {leak['rss_after_300k_mib']} MiB "
+                f"({growth - 1:+.0%})",
                 verdict(growth <= 1.2)))
     return out
 
@@ -286,8 +291,10 @@ def chart(report: dict, path: Path) -> None:
         for i, (label, value, color) in enumerate(bars):
             by = y + 6 + i * (bar_h + 2)
             svg.append(f'<rect x="{left}" y="{by}" width="{max(1, value * scale):.1f}" '
-                       f'height="{bar_h}" fill="{color}"><title>{label}: {value:,.0f} ops/s</title></rect>')
-            svg.append(f'<text x="{left + value * scale + 4:.1f}" y="{by + 12}">{value:,.0f}</text>')
+                       f'height="{bar_h}" fill="{color}">'
+                       f'<title>{label}: {value:,.0f} ops/s</title></rect>')
+            svg.append(f'<text x="{left + value * scale + 4:.1f}" y="{by + 12}">'
+                       f'{value:,.0f}</text>')
         y += row_h
     svg.append("</svg>")
     path.write_text("\n".join(svg) + "\n")
@@ -298,8 +305,10 @@ def analysis(report: dict) -> list[str]:
     nodes one Redis carries."""
     rows, us = report["rows"], report["redis_us"]
     node = {op: find(rows, "rest", "ours", op, 10)["ops_per_s"] for op in ("add", "vote", "mixed")}
-    one = next(r["ops_per_s"] for r in report["scaling"] if r["nodes"] == 1 and r["operation"] == "vote")
-    three = next(r["ops_per_s"] for r in report["scaling"] if r["nodes"] == 3 and r["operation"] == "vote")
+    one = next(r["ops_per_s"] for r in report["scaling"]
+               if r["nodes"] == 1 and r["operation"] == "vote")
+    three = next(r["ops_per_s"] for r in report["scaling"]
+                 if r["nodes"] == 3 and r["operation"] == "vote")
     carry = {op: 1e6 / us[op] / node[op] for op in node if us.get(op)}
     return [
         "", "## What limits what", "",
@@ -339,7 +348,8 @@ def analysis(report: dict) -> list[str]:
         "one node process serves on its own core (these runs):", "",
         "| workload | Redis CPU per request | one node serves | nodes per Redis core |",
         "| --- | ---: | ---: | ---: |",
-        *[f"| {op} | {us[op]} us | {node[op]:,.0f} ops/s | about {carry[op]:.0f} |" for op in carry],
+        *[f"| {op} | {us[op]} us | {node[op]:,.0f} ops/s | about {carry[op]:.0f} |"
+          for op in carry],
         "",
         "Reads (queue pages, metadata) cost Redis a few microseconds, so read-heavy rooms carry "
         "several times more. Each room lives in one Redis Cluster slot (its keys share the hash "
@@ -355,7 +365,8 @@ def markdown(report: dict) -> str:
     lines = [
         "# Benchmark results",
         "",
-        f"Written by `python -m bench.report` on {report['started']} ({report['minutes']} minutes).",
+        f"Written by `python -m bench.report` on {report['started']} "
+        f"({report['minutes']} minutes).",
         "One machine with 2 cores runs everything: the load generator (a separate Python",
         "process), the node, Redis and the floors, so absolute numbers drift from run to run",
         "and machine to machine; compare the ratios, measured in the same run. Each row is",
@@ -363,7 +374,8 @@ def markdown(report: dict) -> str:
         "the request cap), after 200 warm-up requests. Every comparison ran twice, its runs",
         "alternating; tables and targets use the best run of each (the least disturbed, the",
         f"same rule for ours and the floors); a comparison that missed its target or passed it "
-        f"by under 3 points got a third round ({', '.join(report.get('third_rounds', [])) or 'none this time'}). "
+        "by under 3 points got a third round "
+        f"({', '.join(report.get('third_rounds', [])) or 'none this time'}). "
         f"The host took {report.get('steal_pct', '?')}% of the CPU time (steal) during the run.",
         "",
         "![Throughput by operation, ours against the floor and by queue length](chart.svg)",
@@ -388,10 +400,11 @@ def markdown(report: dict) -> str:
     for op, us in report["redis_us"].items():
         lines.append(f"| {op} | {us} | {1e6 / us:,.0f} ops/s |" if us else f"| {op} | - | - |")
     lines += ["", "## Scaling through nginx", "",
-              "| REST nodes | operation | ops/s | p50 ms | p99 ms |", "| ---: | --- | ---: | ---: | ---: |"]
+              "| REST nodes | operation | ops/s | p50 ms | p99 ms |",
+              "| ---: | --- | ---: | ---: | ---: |"]
     for r in report["scaling"]:
-        lines.append(f"| {r['nodes']} | {r['operation']} | {r['ops_per_s']:,.0f} | {r['p50_ms']:.2f} | "
-                     f"{r['p99_ms']:.2f} |")
+        lines.append(f"| {r['nodes']} | {r['operation']} | {r['ops_per_s']:,.0f} | "
+                     f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} |")
     lines += analysis(report)
     leak = report["leak"]
     lines += ["", "## Node memory over 300,000 requests", "",
@@ -401,8 +414,8 @@ def markdown(report: dict) -> str:
               f"bounded: decoded tracks ({queued_track.cache_info().maxsize:,}), their records "
               f"({RECORDS:,}), played entries ({played_track.cache_info().maxsize:,}).",
               ""]
-    lines += ["", "## Raw data", "", "```json", json.dumps({k: v for k, v in report.items() if k != "rows"},
-                                                           indent=1), "```", ""]
+    lines += ["", "## Raw data", "", "```json",
+              json.dumps({k: v for k, v in report.items() if k != "rows"}, indent=1), "```", ""]
     return "\n".join(lines)
 
 

@@ -136,10 +136,13 @@ def main() -> int:
     print(json.dumps(result))
     if args.markdown:
         print("| streams | node RSS idle | with streams | per stream | to 50% | to 99% (median) "
-              "| to 99% (worst) | to all |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+              "| to 99% (worst) | to all |\n"
+              "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         r = result
-        print(f"| {r['streams']} | {r['node_rss_idle_mib']} MiB | {r['node_rss_with_streams_mib']} MiB "
-              f"| {r['kib_per_stream']} KiB | {r['ms_to_50pct_median']} ms | {r['ms_to_99pct_median']} ms "
+        print(f"| {r['streams']} | {r['node_rss_idle_mib']} MiB "
+              f"| {r['node_rss_with_streams_mib']} MiB "
+              f"| {r['kib_per_stream']} KiB | {r['ms_to_50pct_median']} ms "
+              f"| {r['ms_to_99pct_median']} ms "
               f"| {r['ms_to_99pct_worst']} ms | {r['ms_to_all_median']} ms |")
     return 0
 

@@ -16,7 +16,7 @@ import json
 import os
 import sys
 import time
-from typing import Any, NamedTuple
+from typing import Any
 
 import grpc
 
@@ -47,15 +47,6 @@ WATCH_RETRY = 1.0
 READ_PATHS = frozenset(f"/{m['service']}/{m['method']}" for m in READS)
 
 
-class _CallDetails(NamedTuple):
-    method: str
-    timeout: float | None
-    metadata: object
-    credentials: object
-    wait_for_ready: object
-    compression: object
-
-
 class ReadAgain(grpc.UnaryUnaryClientInterceptor):
     """gRPC retries a call only until the node's first answer (its headers) arrives: after
     that the call is "committed". A node killed between its headers and its reply (they
@@ -74,9 +65,7 @@ class ReadAgain(grpc.UnaryUnaryClientInterceptor):
             timeout -= time.monotonic() - started
             if timeout <= 0:
                 return outcome
-        return continuation(_CallDetails(details.method, timeout, details.metadata,
-                                         details.credentials, details.wait_for_ready,
-                                         details.compression), request)
+        return continuation(details._replace(timeout=timeout), request)  # a namedtuple
 
 
 def channel(target: str) -> grpc.Channel:

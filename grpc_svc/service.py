@@ -55,10 +55,8 @@ def page_of(request: pb.Empty) -> tuple[int, int | None]:
 
 
 def metadata(context: Context, name: str) -> str | None:
-    for key, value in context.invocation_metadata() or ():
-        if key == name:
-            return str(value)
-    return None
+    value = dict(context.invocation_metadata() or ()).get(name)
+    return None if value is None else str(value)
 
 
 def idempotency_key(context: Context) -> str | None:

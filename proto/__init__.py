@@ -2,5 +2,5 @@
 
 The stubs (``queue_pb2.py``, ``queue_pb2.pyi``, ``queue_pb2_grpc.py``) are committed, so
 nobody runs protoc by hand; after editing the .proto, run ``python -m proto.generate``.
-``tests/test_proto.py`` fails when the committed stubs differ from what the .proto gives.
+``tests/test_grpc_wire.py`` fails when the committed stubs differ from what the .proto gives.
 """

@@ -22,7 +22,8 @@ from shared.store.pubsub import Hub
 
 from .http import http_error, queue_error, server_error
 from .middleware import BodyCap, Drain, Draining, NodeId, RefuseConnect
-from .routes import document, routes
+from .openapi import schema_of
+from .routes import ENDPOINTS, routes
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -54,5 +55,5 @@ def create_app(settings: Settings) -> Starlette:
         lifespan=lifespan,
     )
     app.state.drain = drain
-    app.state.openapi = orjson.dumps(document())
+    app.state.openapi = orjson.dumps(schema_of(ENDPOINTS))
     return app

@@ -16,7 +16,12 @@ from shared.model import Track, iso_time
 
 log = logging.getLogger("rest")
 
-MAX_BODY = validation.MAX_BODY
+
+
+class BodyTooLarge(errors.QueueError):
+    def __init__(self) -> None:
+        super().__init__(f"the request body is over {validation.MAX_BODY // 1024} KiB")
+
 
 STATUS = {
     errors.MalformedRequest: 400,
@@ -29,15 +34,8 @@ STATUS = {
     errors.AdminTokenMissing: 401,
     errors.AdminTokenWrong: 403,
     errors.StoreUnavailable: 503,
+    BodyTooLarge: 413,
 }
-
-
-class BodyTooLarge(errors.QueueError):
-    def __init__(self) -> None:
-        super().__init__(f"the request body is over {MAX_BODY // 1024} KiB")
-
-
-STATUS[BodyTooLarge] = 413
 
 
 def dumps(content) -> bytes:
@@ -92,7 +90,7 @@ async def json_body(request: Request, required: bool = True) -> dict:
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
-        if len(body) > MAX_BODY:
+        if len(body) > validation.MAX_BODY:
             raise BodyTooLarge()
     if not body.strip():
         if required:

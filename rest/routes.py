@@ -17,7 +17,7 @@ from starlette.routing import Route
 from shared import validation as v
 
 from . import endpoints, pages
-from .openapi import ID, ref, schema_of
+from .openapi import ID, ref
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -140,7 +140,3 @@ def routes() -> list[Route]:
             else [endpoint.path]
         out += [Route(path, endpoint.handler, methods=[endpoint.method]) for path in paths]
     return out
-
-
-def document() -> dict[str, Any]:
-    return schema_of(ENDPOINTS)

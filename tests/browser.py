@@ -62,12 +62,14 @@ class Browser:
             os.dup2(writing, 4)
             os.setsid()
 
-        self.log = open(os.path.join(self.profile, "chromium.log"), "wb")
-        self.process = subprocess.Popen(
-            [binary, *FLAGS, f"--user-data-dir={self.profile}",
-             f"--window-size={width},{height}", "about:blank"],
-            stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
-            close_fds=False, preexec_fn=plumbing)
+        # Chromium writes its log through its own copies of the file (stdout and stderr):
+        # this process needs its handle only to start it.
+        with open(os.path.join(self.profile, "chromium.log"), "wb") as log:
+            self.process = subprocess.Popen(
+                [binary, *FLAGS, f"--user-data-dir={self.profile}",
+                 f"--window-size={width},{height}", "about:blank"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                close_fds=False, preexec_fn=plumbing)
         os.close(to_chrome_r)
         os.close(from_chrome_w)
         self._ids = itertools.count(1)
@@ -139,8 +141,9 @@ class Browser:
         result = self.page("Runtime.evaluate", {"expression": expression, "returnByValue": True,
                                                 "awaitPromise": True})
         if "exceptionDetails" in result:
-            raise BrowserError(f"{expression}: {result['exceptionDetails'].get('text')} "
-                               f"{result['exceptionDetails'].get('exception', {}).get('description', '')}")
+            details = result["exceptionDetails"]
+            raise BrowserError(f"{expression}: {details.get('text')} "
+                               f"{details.get('exception', {}).get('description', '')}")
         return result["result"].get("value")
 
     def wait_for(self, expression: str, timeout: float = 5.0, what: str = "") -> float:
@@ -150,7 +153,8 @@ class Browser:
             if self.js(f"Boolean({expression})"):
                 return time.monotonic() - started
             if time.monotonic() - started > timeout:
-                raise BrowserError(f"timed out after {timeout:.0f}s waiting for {what or expression}")
+                raise BrowserError(f"timed out after {timeout:.0f}s waiting for "
+                                   f"{what or expression}")
             time.sleep(0.02)
 
     def click(self, selector: str) -> None:
@@ -173,7 +177,8 @@ class Browser:
         self.page("Input.insertText", {"text": text})
 
     def screenshot(self, path: str) -> None:
-        data = self.page("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": False})
+        data = self.page("Page.captureScreenshot",
+                         {"format": "png", "captureBeyondViewport": False})
         with open(path, "wb") as out:
             out.write(base64.b64decode(data["data"]))
 
@@ -188,7 +193,6 @@ class Browser:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(5)
-        self.log.close()
         for fd in (self._to_chrome, self._from_chrome):
             try:
                 os.close(fd)

@@ -298,8 +298,8 @@ class Cluster:
 
     def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
         """Wait until every REST node answers /readyz (Redis reachable)."""
-        for process, url in zip(self.rest, self.rest_urls):
-            _wait(lambda: http_ok(f"{url}/readyz"), process.name, process, timeout)
+        for process, url in zip(self.rest, self.rest_urls, strict=True):
+            _wait(lambda url=url: http_ok(f"{url}/readyz"), process.name, process, timeout)
 
 
 def _port_open(port: int) -> bool:
@@ -324,9 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     with Cluster(rest=args.rest, grpc=args.grpc, nginx=not args.no_nginx, env=env) as cluster:
         print(f"redis      {cluster.redis_url}")
-        for process, url in zip(cluster.rest, cluster.rest_urls):
+        for process, url in zip(cluster.rest, cluster.rest_urls, strict=True):
             print(f"{process.name:<10} {url}  (pid {process.pid})")
-        for process, target in zip(cluster.grpc, cluster.grpc_targets):
+        for process, target in zip(cluster.grpc, cluster.grpc_targets, strict=True):
             print(f"{process.name:<10} {target}  (pid {process.pid})")
         if cluster.nginx:
             print(f"nginx      {cluster.api_url}  (pid {cluster.nginx.pid})")

@@ -143,7 +143,8 @@ def rest_stack() -> None:
     began = time.monotonic()
     compose(REST, "up", "-d", "--scale", "node=5")
     wait_for("requests reach 5 nodes", lambda: len(rest_nodes(40)) == 5, timeout=30)
-    check(True, f"scaled up to 5 nodes: all 5 answer {time.monotonic() - began:.0f} s after the command")
+    check(True, f"scaled up to 5 nodes: all 5 answer {time.monotonic() - began:.0f} s "
+                "after the command")
     check(started_at(REST, "nginx") == nginx_started, "nginx was not restarted")
 
     room = f"scale-{uuid.uuid4().hex[:6]}"
@@ -241,7 +242,8 @@ def grpc_stack() -> None:
     began = time.monotonic()
     compose(GRPC, "up", "-d", "--scale", "queue-service=7")
     wait_for("calls reach 7 nodes", lambda: len(grpc_nodes(50)) == 7, timeout=30)
-    check(True, f"scaled up to 7 nodes: all 7 answer {time.monotonic() - began:.0f} s after the command")
+    check(True, f"scaled up to 7 nodes: all 7 answer {time.monotonic() - began:.0f} s "
+                "after the command")
     check(started_at(GRPC, "lb") == lb_started, "the load balancer was not restarted")
 
     room = f"scale-{uuid.uuid4().hex[:6]}"
@@ -298,7 +300,8 @@ def grpc_stack() -> None:
 
     def present() -> bool:
         with grpc.insecure_channel(GRPC_TARGET) as ch:
-            return pb_grpc.QueueServiceStub(ch).GetMetadata(pb.TrackId(id=keep), timeout=3).id == keep
+            return pb_grpc.QueueServiceStub(ch).GetMetadata(pb.TrackId(id=keep),
+                                                            timeout=3).id == keep
 
     compose(GRPC, "restart", "redis")
     wait_for("the track after a Redis restart", present)

@@ -64,7 +64,8 @@ class RateLimits(unittest.TestCase):
 
 class AdminToken(unittest.TestCase):
     def test_the_token_is_compared_in_constant_time(self):
-        with mock.patch.object(auth.hmac, "compare_digest", wraps=auth.hmac.compare_digest) as compare:
+        with mock.patch.object(auth.hmac, "compare_digest",
+                               wraps=auth.hmac.compare_digest) as compare:
             auth.check_admin(SECRET, f"Bearer {SECRET}")
             with self.assertRaises(errors.AdminTokenWrong):
                 auth.check_admin(SECRET, "Bearer nope")

@@ -55,11 +55,13 @@ class RestSettings(unittest.TestCase):
             basic = self.http.post(self.at(path), body, headers={"Authorization": f"Basic {TOKEN}"})
             self.assertEqual(basic.status, 403, basic.body)
         self.assertEqual([t["id"] for t in self.http.get(self.at("/queue")).json()], ["a"])
-        self.assertEqual(self.http.post(self.at("/play_next"), headers=admin_headers(TOKEN)).status, 200)
+        self.assertEqual(self.http.post(self.at("/play_next"),
+                                        headers=admin_headers(TOKEN)).status, 200)
         self.assertEqual(self.add("b"), 200)
         self.assertEqual(self.http.post(self.at("/remove_track"), {"id": "b"},
                                         headers=admin_headers(TOKEN)).status, 200)
-        self.assertEqual(self.http.post(self.at("/clear"), headers=admin_headers(TOKEN)).status, 200)
+        self.assertEqual(self.http.post(self.at("/clear"),
+                                        headers=admin_headers(TOKEN)).status, 200)
 
     def test_anonymous_votes_are_refused_when_a_voter_is_required(self):
         self.add("a")
@@ -113,10 +115,12 @@ class GrpcSettings(unittest.TestCase):
                  lambda md: self.stub.PlayNext(room, timeout=5, metadata=md),
                  lambda md: self.stub.Clear(room, timeout=5, metadata=md)]
         for call in calls:
-            self.assertEqual(self.code(lambda: call(())), grpc.StatusCode.UNAUTHENTICATED)
-            self.assertEqual(self.code(lambda: call(admin_metadata("nope"))),
+            self.assertEqual(self.code(lambda call=call: call(())),
+                             grpc.StatusCode.UNAUTHENTICATED)
+            self.assertEqual(self.code(lambda call=call: call(admin_metadata("nope"))),
                              grpc.StatusCode.PERMISSION_DENIED)
-        self.assertEqual(self.stub.PlayNext(room, timeout=5, metadata=admin_metadata(TOKEN)).id, "a")
+        self.assertEqual(self.stub.PlayNext(room, timeout=5,
+                                            metadata=admin_metadata(TOKEN)).id, "a")
 
     def test_anonymous_votes_are_refused_when_a_voter_is_required(self):
         self.add("a")

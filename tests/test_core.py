@@ -103,7 +103,8 @@ class QueueRules(CoreTest):
         self.assertEqual((await self.q.vote(self.room, "a", True, "ann")).track.votes, 1)
         repeat = await self.q.vote(self.room, "a", True, "ann")
         self.assertEqual(repeat.track.votes, 1)
-        self.assertEqual((await self.q.vote(self.room, "a", False, "ann")).track.votes, -1)  # flip: -2
+        # flip: -2
+        self.assertEqual((await self.q.vote(self.room, "a", False, "ann")).track.votes, -1)
         self.assertEqual((await self.q.vote(self.room, "a", False, "bob")).track.votes, -2)
         self.assertEqual((await self.q.vote(self.room, "a", True)).track.votes, -1)  # anonymous too
 

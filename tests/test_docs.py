@@ -30,7 +30,8 @@ class OpenApi(unittest.TestCase):
                 continue  # the /static mount
             for method in route.methods - {"HEAD"}:
                 self.assertIn((route.path, method), documented)
-        self.assertEqual({p for p, _ in documented} - {r.path for r in routes() if isinstance(r, Route)},
+        self.assertEqual({p for p, _ in documented}
+                         - {r.path for r in routes() if isinstance(r, Route)},
                          set(), "documented paths the app does not have")
 
     def example_request(self, path: str, method: str, op: dict, room: str):
@@ -91,7 +92,8 @@ class DocsPage(unittest.TestCase):
             browser.open(api_url() + "/docs")
             browser.wait_for("document.querySelectorAll('details.op').length > 20",
                              what="the operations")
-            summary = "[...document.querySelectorAll('details.op')].find(d => d.querySelector('.path').textContent === '/rooms/{room}/add_track')"
+            summary = ("[...document.querySelectorAll('details.op')].find(d => "
+                       "d.querySelector('.path').textContent === '/rooms/{room}/add_track')")
             browser.js(f"{summary}.open = true")
             browser.js(f"{summary}.querySelector('input[name=room]').value = '{unique('docs')}'")
             browser.js(f"{summary}.querySelector('button').click()")

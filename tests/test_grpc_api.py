@@ -112,8 +112,8 @@ class Methods(GrpcCase):
                                   metadata=admin_metadata())
         self.assertEqual(cleared.message, "Room cleared")
         self.assertEqual(self.queue(), [])
-        self.assertEqual(list(self.stub.GetHistory(pb.Empty(room=self.room), timeout=TIMEOUT).queue),
-                         [])
+        self.assertEqual(list(self.stub.GetHistory(pb.Empty(room=self.room),
+                                                   timeout=TIMEOUT).queue), [])
 
     def test_the_default_room(self):
         default_room()
@@ -151,7 +151,7 @@ class Errors(GrpcCase):
                     pb.Track(id="ok", title="t", artist="a", duration=-5),
                     pb.Track(id="ok", title="t", artist="a", duration=86401),
                     pb.Track(id="ok", title="t", artist="a", room="../etc")):
-            self.assertStatus(lambda: self.stub.AddTrack(bad, timeout=TIMEOUT),
+            self.assertStatus(lambda bad=bad: self.stub.AddTrack(bad, timeout=TIMEOUT),
                               grpc.StatusCode.INVALID_ARGUMENT)
         self.assertStatus(lambda: self.stub.GetQueue(pb.Empty(room=self.room, limit=-1),
                                                      timeout=TIMEOUT),

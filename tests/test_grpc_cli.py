@@ -76,7 +76,8 @@ class Cli(unittest.TestCase):
     def test_options_after_the_command_and_the_target_from_the_environment(self):
         result = subprocess.run([sys.executable, "-m", "grpc_svc.client", "queue", "--json",
                                  "--room", self.room], capture_output=True, text=True,
-                                timeout=30, cwd=ROOT, env={**os.environ, "GRPC_TARGET": self.target})
+                                timeout=30, cwd=ROOT,
+                                env={**os.environ, "GRPC_TARGET": self.target})
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertEqual(json.loads(result.stdout), [])
 

@@ -28,7 +28,8 @@ class OriginalClient(unittest.TestCase):
         target = grpc_target()
         with tempfile.TemporaryDirectory() as out:
             code = protoc.main(["protoc", f"-I{FIXTURES / 'original'}", f"--python_out={out}",
-                                f"--grpc_python_out={out}", str(FIXTURES / "original" / "queue.proto")])
+                                f"--grpc_python_out={out}",
+                                str(FIXTURES / "original" / "queue.proto")])
             self.assertEqual(code, 0)
             # the default room is shared: clear it first, as the host
             from proto import queue_pb2 as pb
@@ -83,8 +84,8 @@ class AssembledReplies(unittest.TestCase):
                 message="Vote recorded", queue=[wire.track_pb(t) for t in change.head],
                 track=wire.track_pb(change.track) if change.track else None,
                 version=change.version, length=change.length)
-            self.assertEqual(pb.QueueResponse.FromString(wire.change_bytes("Vote recorded", change)),
-                             expected)
+            self.assertEqual(
+                pb.QueueResponse.FromString(wire.change_bytes("Vote recorded", change)), expected)
             event = pb.QueueEvent.FromString(wire.event_bytes(Event("r", change)))
             self.assertEqual(event, pb.QueueEvent(
                 type=change.kind, version=change.version, length=change.length,

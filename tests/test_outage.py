@@ -49,7 +49,8 @@ class Outage(unittest.TestCase):
         with grpc_channel(cluster.grpc_target) as channel:
             stub = pb_grpc.QueueServiceStub(channel)
             for call in (lambda: stub.GetQueue(pb.Empty(), timeout=5),
-                         lambda: stub.AddTrack(pb.Track(id="down", title="t", artist="a"), timeout=5),
+                         lambda: stub.AddTrack(pb.Track(id="down", title="t", artist="a"),
+                                               timeout=5),
                          lambda: stub.GetMetadata(pb.TrackId(id="x"), timeout=5)):
                 for _ in range(2):  # both nodes
                     started = time.monotonic()
@@ -213,5 +214,6 @@ class GrpcShutdown(unittest.TestCase):
         self.assertGreater(outcomes["ok"], 0)
         self.assertLessEqual(set(outcomes), {"ok", "UNAVAILABLE"}, outcomes)
         with grpc_channel(cluster.grpc_targets[0]) as channel:
-            queued = pb_grpc.QueueServiceStub(channel).GetQueue(pb.Empty(room="shutdown"), timeout=5)
+            queued = pb_grpc.QueueServiceStub(channel).GetQueue(pb.Empty(room="shutdown"),
+                                                                timeout=5)
         self.assertLessEqual(set(acknowledged), {t.id for t in queued.queue})

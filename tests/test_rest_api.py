@@ -191,7 +191,8 @@ class Votes(RestCase):
         self.assertEqual(self.http.post(path).json()["track"]["votes"], 1)
         self.assertEqual(self.http.post(path).json()["track"]["votes"], 1)
         self.assertEqual(self.http.post(path + "&up=false").json()["track"]["votes"], -1)
-        self.assertEqual(self.http.post(self.at("/vote?id=v&voter=bob")).json()["track"]["votes"], 0)
+        self.assertEqual(self.http.post(self.at("/vote?id=v&voter=bob")).json()["track"]["votes"],
+                         0)
 
     def test_votes_need_a_queued_track(self):
         self.assertError(self.http.post(self.at("/vote?id=ghost")), 404, "ghost")
@@ -216,8 +217,8 @@ class Playing(RestCase):
         history = self.http.get(self.at("/history")).json()
         self.assertEqual([t["id"] for t in history], ["a", "b"])
         self.assertTrue(all("played_at" in t for t in history))
-        self.assertEqual([t["id"] for t in self.http.get(self.at("/history?limit=1&offset=1")).json()],
-                         ["b"])
+        self.assertEqual([t["id"] for t in
+                          self.http.get(self.at("/history?limit=1&offset=1")).json()], ["b"])
 
     def test_play_next_on_an_empty_queue_conflicts(self):
         self.assertError(self.http.post(self.at("/play_next"), headers=admin_headers()), 409,

@@ -30,7 +30,8 @@ class WebPage(unittest.TestCase):
                               what="the event stream to connect")
 
     def text(self, selector: str) -> str:
-        return self.browser.js(f"document.querySelector({json.dumps(selector)})?.textContent ?? null")
+        return self.browser.js(f"document.querySelector({json.dumps(selector)})"
+                               "?.textContent ?? null")
 
     def item(self, track_id: str) -> str:
         return f'#queue li[data-id="{track_id}"]'
@@ -49,14 +50,17 @@ class WebPage(unittest.TestCase):
         self.browser.wait_for(f"document.querySelector('{self.item('v1')}')")
         up = f'{self.item("v1")} button.vote.up'
         self.browser.click(up)
-        self.browser.wait_for(f"document.querySelector('{self.item('v1')} .count').textContent === '1'",
+        self.browser.wait_for(f"document.querySelector('{self.item('v1')} .count')"
+                              ".textContent === '1'",
                               what="the count to become 1")
-        self.browser.wait_for(f"document.querySelector('{up}').getAttribute('aria-pressed') === 'true'",
+        self.browser.wait_for(f"document.querySelector('{up}')"
+                              ".getAttribute('aria-pressed') === 'true'",
                               what="the button to show this browser's ballot")
         self.assertEqual(self.http.get(f"/rooms/{self.room}/metadata/v1").json()["votes"], 1)
         self.browser.click(up)  # this browser's ballot is already up: nothing changes
         self.browser.click(f'{self.item("v1")} button.vote.down')  # flips it: 1 -> -1
-        self.browser.wait_for(f"document.querySelector('{self.item('v1')} .count').textContent === '-1'",
+        self.browser.wait_for(f"document.querySelector('{self.item('v1')} .count')"
+                              ".textContent === '-1'",
                               what="the count to become -1")
         self.assertEqual(self.http.get(f"/rooms/{self.room}/metadata/v1").json()["votes"], -1)
 
@@ -69,10 +73,11 @@ class WebPage(unittest.TestCase):
                               ".filter(e => e.name.includes('/vote?')).length === 20",
                               what="the twenty votes to be answered")
         self.assertEqual(self.http.get(f"/rooms/{self.room}/metadata/q1").json()["votes"], 1)
-        self.browser.wait_for(f"document.querySelector('{self.item('q1')} .count').textContent === '1'",
+        self.browser.wait_for(f"document.querySelector('{self.item('q1')} .count')"
+                              ".textContent === '1'",
                               what="the count to become 1")
-        self.assertEqual(self.browser.js(f"document.querySelector('{self.item('q1')} button.vote.up')"
-                                         ".getAttribute('aria-pressed')"), "true")
+        self.assertEqual(self.browser.js(f"document.querySelector('{self.item('q1')} "
+                                         "button.vote.up').getAttribute('aria-pressed')"), "true")
 
     def test_the_list_changes_in_place_and_keeps_its_order(self):
         for track_id in ("o1", "o2"):
@@ -80,7 +85,8 @@ class WebPage(unittest.TestCase):
         self.browser.wait_for("document.querySelectorAll('#queue li').length === 2")
         self.browser.js(f"window.kept = document.querySelector('{self.item('o1')} button.vote.up')")
         self.http.post(f"/rooms/{self.room}/vote?id=o2&up=true&voter=someone-else")
-        order = "[...document.querySelectorAll('#queue li')].map(li => li.dataset.id + li.querySelector('.pos').textContent).join()"
+        order = ("[...document.querySelectorAll('#queue li')]"
+                 ".map(li => li.dataset.id + li.querySelector('.pos').textContent).join()")
         self.browser.wait_for(f"{order} === 'o21,o12'", what="o2 to move ahead of o1")
         # the same button, not a new one drawn over it: a click in progress is not lost
         self.assertTrue(self.browser.js(
@@ -106,7 +112,8 @@ class WebPage(unittest.TestCase):
         self.browser.type_into("#add-duration", "3:05")
         self.browser.type_into("#add-id", "form1")
         self.browser.click("#add-submit")
-        self.browser.wait_for(f"document.querySelector('{self.item('form1')}')", what="the form's track")
+        self.browser.wait_for(f"document.querySelector('{self.item('form1')}')",
+                              what="the form's track")
         added = self.http.get(f"/rooms/{self.room}/metadata/form1").json()
         self.assertEqual((added["title"], added["artist"], added["duration"]),
                          ("Typed In", "The Keyboard", 185))
@@ -129,10 +136,13 @@ class WebPage(unittest.TestCase):
     def test_controls_are_labelled(self):
         self.http.post(f"/rooms/{self.room}/add_track", track("l1", title="Labelled"))
         self.browser.wait_for(f"document.querySelector('{self.item('l1')}')")
-        unlabelled = self.browser.js("""[...document.querySelectorAll('button, input')]
-            .filter(el => !(el.getAttribute('aria-label') || el.labels?.length || el.textContent.trim()))
-            .map(el => el.outerHTML)""")
+        unlabelled = self.browser.js(
+            "[...document.querySelectorAll('button, input')]\n"
+            "            .filter(el => !(el.getAttribute('aria-label') || el.labels?.length"
+            " || el.textContent.trim()))\n"
+            "            .map(el => el.outerHTML)")
         self.assertEqual(unlabelled, [])
         self.assertEqual(self.browser.js(
-            f"document.querySelector('{self.item('l1')} button.vote.up').getAttribute('aria-label')"),
+            f"document.querySelector('{self.item('l1')} button.vote.up')"
+            ".getAttribute('aria-label')"),
             "Vote up Labelled")

@@ -150,9 +150,6 @@ class Hub:
             for listener in members:
                 listener.queue.put_nowait(END)
 
-    def listeners(self) -> int:
-        return sum(len(members) for members in self._rooms.values())
-
     async def close(self) -> None:
         self._closed = True
         if self._task is not None:
