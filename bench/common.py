@@ -78,9 +78,9 @@ def markdown_row(s: dict) -> str:
 class Workload:
     """Which call each request makes, with what ids. ``pick()`` returns (operation, id)."""
 
-    def __init__(self, operation: str, prefilled: int = 0, seed: int = 1):
+    def __init__(self, operation: str, prefilled: int = 0, seed: int = 1, tag: str = ""):
         self.operation = operation
-        self.tag = uuid.uuid4().hex[:8]
+        self.tag = tag or uuid.uuid4().hex[:8]
         self.rng = random.Random(seed)
         self.counter = 0
         count = min(VOTE_TARGETS, prefilled) if prefilled else VOTE_TARGETS
@@ -114,7 +114,8 @@ class Workload:
         return max(prefill, len(self.targets)) + extra
 
 
-def prefill(redis_url: str, room: str, workload: Workload, count: int) -> None:
+def prefill(redis_url: str, room: str, workload: Workload, count: int,
+            cluster: tuple[str, ...] = ()) -> None:
     """Queue ``count`` tracks (20-character titles and artists) through the core's own add,
     a thousand at a time on one pipelined connection: far faster than the API, and the same
     state."""
@@ -127,7 +128,8 @@ def prefill(redis_url: str, room: str, workload: Workload, count: int) -> None:
     ids = workload.targets + [f"{workload.tag}-p{i}" for i in range(extra)]
 
     async def fill() -> None:
-        settings = Settings(redis_url=redis_url, max_queue=10_000_000, redis_timeout=30.0)
+        settings = Settings(redis_url=redis_url, redis_cluster=cluster, max_queue=10_000_000,
+                            redis_timeout=30.0)
         redis = store.connect(settings)
         queue = Queue(redis, settings)
         try:
@@ -139,8 +141,9 @@ def prefill(redis_url: str, room: str, workload: Workload, count: int) -> None:
 
     started = time.monotonic()
     asyncio.run(fill())
-    print(f"prefilled {len(ids)} tracks into room {room} in {time.monotonic() - started:.1f}s",
-          file=sys.stderr)
+    if count >= 1000:
+        print(f"prefilled {len(ids)} tracks into room {room} in "
+              f"{time.monotonic() - started:.1f}s", file=sys.stderr)
     # Measure the client as it would be without the prefill: its garbage collected, what
     # survives frozen out of later collections, and Redis done rehashing its new tables.
     gc.collect()

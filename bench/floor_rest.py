@@ -1,9 +1,9 @@
-"""The REST floor: a bare Starlette app that returns a small JSON body, served exactly as
-our node is (rest.__main__'s uvicorn settings). ``python -m bench.floor_rest`` on $PORT."""
+"""The REST floor: a bare Starlette app that answers every path with a small JSON body,
+served exactly as our node is (``rest.__main__.config``: uvloop, the same HTTP protocol,
+keep-alive and collector settings). ``python -m bench.floor_rest`` on $PORT."""
 
 from __future__ import annotations
 
-import os
 import sys
 
 import uvicorn
@@ -11,6 +11,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from rest.__main__ import config, tune_gc
+from shared.config import Settings
 
 
 async def hello(request: Request) -> JSONResponse:
@@ -21,9 +24,8 @@ app = Starlette(routes=[Route("/{path:path}", hello, methods=["GET", "POST"])])
 
 
 def main() -> int:
-    uvicorn.run("bench.floor_rest:app", host="127.0.0.1", port=int(os.environ.get("PORT", "8000")),
-                loop="uvloop", http="httptools", lifespan="on", access_log=False,
-                server_header=False, log_level="warning", timeout_keep_alive=75)
+    tune_gc()
+    uvicorn.Server(config(app, Settings.from_env())).run()
     return 0
 
 

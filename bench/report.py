@@ -1,13 +1,16 @@
 """The benchmark report: ``python -m bench.report`` writes bench/RESULTS.md and bench/chart.svg.
 
-It starts what it needs on free loopback ports: a redis-server, one REST node and one gRPC
-node (tests.cluster, MAX_QUEUE raised so that adds never hit it), the two floors (a bare
-Starlette app and a bare grpcio echo, served the same way), then runs the matrix with the
-load generators as separate processes (20 concurrent clients each), so that results are
-ratios measured in the same run. Then Redis memory per track, a node's memory after
-300,000 requests, a scaling run through nginx over 1, 2 and 3 REST nodes, and Redis's own
-time per operation. Every run is capped by count and time; the whole report takes about
-7 minutes on 2 cores.
+It starts what it needs on free loopback ports: a redis-server, one REST and one gRPC node
+(tests.cluster, MAX_QUEUE raised), and the two floors (``bench/floor_rest.py``,
+``bench/floor_grpc.py``), served as the nodes are. The load comes from C load generators,
+so that the client is not what is measured: wrk for REST (``bench/load.lua``), h2load for
+gRPC (framed request bodies). Every comparison runs in the same run, its rounds
+alternating, and the best round of each side counts. For each operation: throughput, the
+ratio to the floor, p50/p99, and Redis's own CPU per operation (``INFO cpu`` and
+``commandstats`` deltas over our runs). Then the same at 1,000,000 queued tracks, Redis
+memory per queued track, the nodes one Redis core carries, a fresh node's memory under a
+minute of mixed load, and 1-3 REST nodes through nginx. Every run is capped by time; the
+whole report takes about 12 minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -15,64 +18,202 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-import redis
-
-from shared.model import played_track, queued_track
-from shared.queue import RECORDS
+from proto import queue_pb2 as pb
 from tests.cluster import Cluster, Process, _port_open, _wait, free_port
 
+from .c_load import h2load, wrk
 from .common import Workload, prefill
+from .stats import RedisStats
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-OPS = ("add", "vote", "play_next", "queue", "metadata", "mixed")
-ROUNDS = 2  # every comparison is run twice, alternating; the best of each counts
-FLAT_OPS = ("add", "vote", "play_next", "metadata")
-BIG = 100_000
+REST_OPS = ("add", "vote", "play_next", "remove", "queue", "metadata")
+WRITES = ("add", "vote", "play_next", "remove")
+GRPC_OPS = ("VoteTrack", "GetQueue", "PlayNext", "GetMetadata")
+ROUNDS = 2
+BIG = 1_000_000
 NODE_ENV = {"MAX_QUEUE": "10000000", "LOG_LEVEL": "warning"}
+MAX_RATE = 40_000  # ops/s no run here reaches: bounds what play_next and remove consume
 
 
-class Bench:
-    def __init__(self, seconds: float, concurrency: int):
+def start_floor(cluster: Cluster, module: str, env: dict[str, str]) -> tuple[Process, str]:
+    port = free_port()
+    name = "PORT" if module == "floor_rest" else "GRPC_PORT"
+    process = Process(module, [sys.executable, "-m", f"bench.{module}"],
+                      cluster.dir / f"{module}.log",
+                      {**os.environ, **env, name: str(port), "HOST": "127.0.0.1"}).start()
+    _wait(lambda: _port_open(port), module, process)
+    return process, f"127.0.0.1:{port}"
+
+
+class Run:
+    """One report's measurements."""
+
+    def __init__(self, seconds: float, cluster: Cluster):
         self.seconds = seconds
-        self.concurrency = concurrency
-        self.rows: list[dict] = []
-        self.redis_us: dict[str, float] = {}
+        self.cluster = cluster
+        self.redis = RedisStats(cluster.redis_port)
+        self.rows: list[dict[str, Any]] = []
+        self.n = 0
 
-    def load(self, kind: str, target: str, op: str, prefill_n: int, redis_url: str, label: str,
-             requests: int = 1_000_000, seconds: float | None = None, room: str = "",
-             floor: bool = False) -> dict:
-        argv = [sys.executable, "-m", f"bench.{kind}_load", "--target", target, "--op", op,
-                "--concurrency", str(self.concurrency), "--requests", str(requests),
-                "--duration", str(seconds or self.seconds), "--prefill", str(prefill_n),
-                "--redis-url", redis_url, "--label", label]
-        if room:
-            argv += ["--room", room]
-        if floor:
-            argv.append("--no-prefill")
-        result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True,
-                                timeout=(seconds or self.seconds) + 180)
-        if result.returncode != 0:
-            raise RuntimeError(f"{' '.join(argv)}:\n{result.stderr[-2000:]}")
-        row = json.loads(result.stdout.strip().splitlines()[-1])
-        row["kind"] = kind
-        print(f"  {label:<14} {op:<9} prefill {prefill_n:>6}: {row['ops_per_s']:>8.0f} ops/s  "
-              f"p50 {row['p50_ms']:.2f} ms  p99 {row['p99_ms']:.2f} ms  errors {row['errors']}",
-              flush=True)
+    def tag(self) -> str:
+        self.n += 1
+        return f"b{self.n}"
+
+    def fill(self, room: str, tag: str, op: str, queued: int) -> None:
+        workload = Workload(op, queued, tag=tag)
+        extra = int(self.seconds * MAX_RATE) if op in ("play_next", "remove", "PlayNext",
+                                                       "mixed") else 0
+        prefill(self.cluster.redis_url, room, workload, max(queued, 10) + extra)
+
+    def measured(self, kind: str, who: str, op: str, queued: int,
+                 load: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """Run ``load()`` and note what it cost Redis."""
+        cpu, stats = self.redis.cpu(), self.redis.commandstats()
+        row = load()
+        spent = self.redis.cpu() - cpu
+        after = self.redis.commandstats()
+        done = max(1, row["requests"])
+        row.update(kind=kind, who=who, op=op, queued=queued,
+                   redis_us=round(spent * 1e6 / done, 2),
+                   commands={name: round((usec - stats.get(name, (0, 0))[1]) / done, 2)
+                             for name, (calls, usec) in after.items()
+                             if calls - stats.get(name, (0, 0))[0] >= done // 2
+                             and name not in ("info", "flushall")})
         self.rows.append(row)
+        print(f"  {kind} {who:<5} {op:<11} {queued:>8} queued: {row['ops_per_s']:>8,.0f} ops/s  "
+              f"p50 {row['p50_ms']:.2f} ms  p99 {row['p99_ms']:.2f} ms  "
+              f"Redis {row['redis_us']:.1f} us/op", flush=True)
+        self.redis.flushall()
         return row
 
+    def rest(self, who: str, url: str, op: str, queued: int = 10) -> dict[str, Any]:
+        tag, room = self.tag(), f"bench-{self.n}"
+        if who == "ours":
+            self.fill(room, tag, op, queued)
+        return self.measured("rest", who, op, queued, lambda: check_rest(
+            wrk(url, op, self.seconds, room=room, tag=tag, targets=min(10, max(queued, 1)))))
 
-def redis_cpu(client: redis.Redis) -> float:
-    """Seconds of CPU Redis has used (user + system): its commands, scripts and network
-    I/O, which is what bounds how many nodes one Redis serves."""
-    cpu = client.info("cpu")
-    return cpu["used_cpu_user"] + cpu["used_cpu_sys"]
+    def grpc(self, who: str, target: str, op: str, queued: int = 10) -> dict[str, Any]:
+        tag, room = self.tag(), f"bench-{self.n}"
+        if who == "ours":
+            self.fill(room, tag, op, queued)
+        message = {"VoteTrack": pb.VoteRequest(id=f"{tag}-v0", up=True, room=room),
+                   "GetQueue": pb.Empty(room=room, limit=25),
+                   "PlayNext": pb.Empty(room=room),
+                   "GetMetadata": pb.TrackId(id=f"{tag}-v0", room=room)}[op]
+        return self.measured("grpc", who, op, queued, lambda: check_grpc(
+            h2load(target, f"/queue.QueueService/{op}", message.SerializeToString(),
+                   self.seconds)))
+
+
+def check_rest(row: dict[str, Any]) -> dict[str, Any]:
+    if row["non_2xx"] or row["socket_errors"]:
+        raise RuntimeError(f"wrk saw failures: {row}")
+    return row
+
+
+def check_grpc(row: dict[str, Any]) -> dict[str, Any]:
+    if row["failed"] or row["errored"]:
+        raise RuntimeError(f"h2load saw failures: {row}")
+    return row
+
+
+def best(rows: list[dict[str, Any]], kind: str, who: str, op: str, queued: int = 10
+         ) -> dict[str, Any]:
+    """The best round of one measurement: the least disturbed by the rest of the machine
+    (the same rule for ours and the floors). Redis CPU: the lowest of its rounds."""
+    found = [r for r in rows if (r["kind"], r["who"], r["op"], r["queued"])
+             == (kind, who, op, queued if who == "ours" else 10)]
+    top = dict(max(found, key=lambda r: r["ops_per_s"]))
+    top["redis_us"] = min(r["redis_us"] for r in found)
+    return top
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    began = time.monotonic()
+    report: dict[str, Any] = {"started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                              "seconds": args.seconds, "steal_before": steal_ticks()}
+    with Cluster(rest=1, grpc=1, nginx=False, env=NODE_ENV) as cluster:
+        bench = Run(args.seconds, cluster)
+        rest_floor, rest_floor_at = start_floor(cluster, "floor_rest", NODE_ENV)
+        grpc_floor, grpc_floor_at = start_floor(cluster, "floor_grpc", NODE_ENV)
+        ours = {"rest": cluster.rest_urls[0], "grpc": cluster.grpc_targets[0]}
+        floors = {"rest": f"http://{rest_floor_at}", "grpc": grpc_floor_at}
+
+        print("REST (wrk): ours and the floor", flush=True)
+        for op in REST_OPS:
+            for _ in range(ROUNDS):
+                bench.rest("ours", ours["rest"], op)
+                bench.rest("floor", floors["rest"], op)
+        print("gRPC (h2load): ours and the floor", flush=True)
+        for op in GRPC_OPS:
+            for _ in range(ROUNDS):
+                bench.grpc("ours", ours["grpc"], op)
+                bench.grpc("floor", floors["grpc"], op)
+        rest_floor.stop()
+        grpc_floor.stop()
+
+        print(f"At {BIG:,} queued tracks", flush=True)
+        bench.redis.flushall()
+        before = bench.redis.used_memory()
+        room, tag = "big", "big"
+        bench.fill(room, tag, "vote", BIG)
+        report["bytes_per_track"] = round((bench.redis.used_memory() - before) / BIG, 1)
+        print(f"  Redis holds a queued track in {report['bytes_per_track']} bytes", flush=True)
+        for _ in range(ROUNDS):
+            for op in ("add", "vote"):
+                row = check_rest(wrk(ours["rest"], op, args.seconds, room=room, tag=tag))
+                row.update(kind="rest", who="ours", op=op, queued=BIG, redis_us=0.0,
+                           commands={})
+                bench.rows.append(row)
+                print(f"  rest ours  {op:<11} {BIG:>8} queued: {row['ops_per_s']:>8,.0f} ops/s",
+                      flush=True)
+        bench.redis.flushall()
+
+        print("A fresh node's memory under a minute of mixed load", flush=True)
+        pid = cluster.rest[0].pid
+        cluster.rest[0].stop()
+        cluster.rest.pop(0)
+        cluster.rest_ports.pop(0)
+        node = cluster.add_rest_node(**NODE_ENV)
+        rss_start = rss_mib(node.pid)
+        bench.fill("mixed", "mx", "mixed", 10)
+        first = check_rest(wrk(cluster.rest_urls[0], "mixed", 5, room="mixed", tag="mx"))
+        rss_early = rss_mib(node.pid)
+        rest = check_rest(wrk(cluster.rest_urls[0], "mixed", 60, room="mixed", tag="mx2"))
+        report["leak"] = {"rss_at_start_mib": round(rss_start, 1),
+                          "rss_after_first_mib": round(rss_early, 1),
+                          "first_requests": first["requests"],
+                          "rss_after_mib": round(rss_mib(node.pid), 1),
+                          "requests": first["requests"] + rest["requests"]}
+        del pid
+        bench.redis.close()
+
+    print("Scaling through nginx", flush=True)
+    report["scaling"] = []
+    for nodes in (1, 2, 3):
+        with Cluster(rest=nodes, nginx=True, env=NODE_ENV) as cluster:
+            runs = Run(args.seconds, cluster)
+            for op in ("vote", "add"):
+                runs.fill("scale", "sc", op, 10)
+                row = check_rest(wrk(cluster.api_url, op, args.seconds, room="scale", tag="sc"))
+                report["scaling"].append({"nodes": nodes, "op": op, **row})
+                print(f"  {nodes} node(s) {op:<5}: {row['ops_per_s']:>8,.0f} ops/s", flush=True)
+                runs.redis.flushall()
+            runs.redis.close()
+    report["rows"] = bench.rows
+    steal = steal_ticks()
+    before_steal = report.pop("steal_before")
+    report["steal_pct"] = round(100 * (steal[0] - before_steal[0])
+                                / max(1, steal[1] - before_steal[1]), 1)
+    report["minutes"] = round((time.monotonic() - began) / 60, 1)
+    return report
 
 
 def rss_mib(pid: int) -> float:
@@ -83,14 +224,6 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-def start_floor(cluster: Cluster, module: str, env_name: str) -> tuple[Process, int]:
-    port = free_port()
-    process = Process(module, [sys.executable, "-m", f"bench.{module}"],
-                      cluster.dir / f"{module}.log", {**os.environ, env_name: str(port)}).start()
-    _wait(lambda: _port_open(port), module, process)
-    return process, port
-
-
 def steal_ticks() -> tuple[int, int]:
     """(steal, total) CPU ticks so far: how much the virtual machine's host took."""
     with open("/proc/stat") as stat:
@@ -98,198 +231,86 @@ def steal_ticks() -> tuple[int, int]:
     return values[7] if len(values) > 7 else 0, sum(values)
 
 
-def run(args) -> dict:
-    bench = Bench(args.seconds, args.concurrency)
-    steal_before = steal_ticks()
-    report: dict = {"started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                    "seconds": args.seconds, "concurrency": args.concurrency}
-    began = time.monotonic()
-    with Cluster(rest=1, grpc=1, nginx=False, env=NODE_ENV) as cluster:
-        client = redis.Redis.from_url(cluster.redis_url)
-        rest_floor, rest_floor_port = start_floor(cluster, "floor_rest", "PORT")
-        grpc_floor, grpc_floor_port = start_floor(cluster, "floor_grpc", "GRPC_PORT")
-        rest_url, grpc_target = cluster.rest_urls[0], cluster.grpc_targets[0]
-        floors = {"rest": f"http://127.0.0.1:{rest_floor_port}",
-                  "grpc": f"127.0.0.1:{grpc_floor_port}"}
-        ours = {"rest": rest_url, "grpc": grpc_target}
-
-        print("Memory per queued track", flush=True)
-        client.flushall()
-        time.sleep(0.2)
-        before = client.info("memory")["used_memory"]
-        prefill(cluster.redis_url, "memory", Workload("add", BIG), BIG)
-        report["bytes_per_track"] = round((client.info("memory")["used_memory"] - before) / BIG, 1)
-        print(f"  {report['bytes_per_track']} bytes per track", flush=True)
-        client.flushall()
-
-        for kind in ("rest", "grpc"):
-            print(f"{kind.upper()}: ours with 10 and {BIG:,} queued, and the floor", flush=True)
-            for op in OPS:  # an operation's runs alternate, so drift cannot tell them apart
-                for _ in range(ROUNDS):
-                    cpu = redis_cpu(client)
-                    row = bench.load(kind, ours[kind], op, 10, cluster.redis_url, f"{kind} ours")
-                    if kind == "rest":  # the prefill of 10 tracks is noise next to the run
-                        us = (redis_cpu(client) - cpu) * 1e6 / row["requests"]
-                        bench.redis_us[op] = round(min(us, bench.redis_us.get(op, us)), 1)
-                    if op in FLAT_OPS:
-                        bench.load(kind, ours[kind], op, BIG, cluster.redis_url, f"{kind} ours")
-                    if op != "mixed":
-                        bench.load(kind, floors[kind], op, 0, cluster.redis_url, f"{kind} floor",
-                                   floor=True)
-                    client.flushall()
-
-        # A comparison that missed its target, or passed it by less than 3 points, gets a
-        # third round: on a shared 2-core host one disturbed run moves a ratio that much.
-        report["third_rounds"] = []
-        for kind, op, check, ratio, threshold in ratios(bench.rows):
-            if ratio < threshold + 0.03:
-                report["third_rounds"].append(f"{kind} {op} ({check})")
-                bench.load(kind, ours[kind], op, 10, cluster.redis_url, f"{kind} ours")
-                if check == "flat":
-                    bench.load(kind, ours[kind], op, BIG, cluster.redis_url, f"{kind} ours")
-                else:
-                    bench.load(kind, floors[kind], op, 0, cluster.redis_url, f"{kind} floor",
-                               floor=True)
-                client.flushall()
-
-        served = sum(r["requests"] for r in bench.rows
-                     if r["kind"] == "rest" and "ours" in r["target"])
-        client.close()
-        rest_floor.stop()
-        grpc_floor.stop()
-
-    print("A fresh REST node's memory over its first 300,000 requests", flush=True)
-    with Cluster(rest=1, nginx=False, env=NODE_ENV) as cluster:
-        pid = cluster.rest[0].pid
-        rss_start = rss_mib(pid)
-        first = bench.load("rest", cluster.rest_urls[0], "mixed", 10, cluster.redis_url,
-                           "rest memory", requests=10_000, seconds=60, room="memory")
-        rss_10k = rss_mib(pid)
-        rest = bench.load("rest", cluster.rest_urls[0], "mixed", 10, cluster.redis_url,
-                          "rest memory", requests=290_000, seconds=150, room="memory")
-        rss_300k = rss_mib(pid)
-        report["leak"] = {"rss_at_start_mib": round(rss_start, 1),
-                          "rss_after_10k_mib": round(rss_10k, 1),
-                          "rss_after_300k_mib": round(rss_300k, 1),
-                          "requests": first["requests"] + rest["requests"],
-                          "matrix_requests": served}
-        bench.rows.remove(first)
-        bench.rows.remove(rest)
-
-    print("Scaling through nginx", flush=True)
-    report["scaling"] = []
-    for nodes in (1, 2, 3):
-        with Cluster(rest=nodes, nginx=True, env=NODE_ENV) as cluster:
-            for op in ("vote", "add"):
-                row = bench.load("rest", cluster.api_url, op, 10, cluster.redis_url,
-                                 f"nginx x{nodes}")
-                bench.rows.remove(row)
-                report["scaling"].append({"nodes": nodes, **row})
-    report["rows"] = bench.rows
-    report["redis_us"] = bench.redis_us
-    steal_after = steal_ticks()
-    report["steal_pct"] = round(100 * (steal_after[0] - steal_before[0])
-                                / max(1, steal_after[1] - steal_before[1]), 1)
-    report["minutes"] = round((time.monotonic() - began) / 60, 1)
-    return report
-
-
 # -- writing it up ----------------------------------------------------------------------
-
-def find(rows: list[dict], kind: str, who: str, op: str, prefill_n: int) -> dict | None:
-    """The best of the rounds of one measurement: the one least disturbed by the rest of
-    the machine (the same rule for ours and the floors)."""
-    return max((r for r in rows if r["kind"] == kind and r["target"] == f"{kind} {who}"
-                and r["operation"] == op and r["prefill"] == prefill_n),
-               key=lambda r: r["ops_per_s"], default=None)
-
-
-FLOOR_SHARE = {"rest": 0.30, "grpc": 0.50}
-
-
-def ratios(rows: list[dict]):
-    """(kind, operation, "floor" or "flat", ratio, threshold) for every ratio target."""
-    for kind, share in FLOOR_SHARE.items():
-        for op in ("add", "vote", "play_next"):
-            ours, floor = find(rows, kind, "ours", op, 10), find(rows, kind, "floor", op, 0)
-            yield kind, op, "floor", ours["ops_per_s"] / floor["ops_per_s"], share
-        for op in FLAT_OPS:
-            small, big = find(rows, kind, "ours", op, 10), find(rows, kind, "ours", op, BIG)
-            yield kind, op, "flat", big["ops_per_s"] / small["ops_per_s"], 0.8
-
 
 def verdict(ok: bool) -> str:
     return "met" if ok else "**not met**"
 
 
-def targets(report: dict) -> list[tuple[str, str, str]]:
-    rows = report["rows"]
-    out = []
-    for kind, op, check, ratio, threshold in ratios(rows):
-        ours = find(rows, kind, "ours", op, 10)
-        if check == "floor":
-            other = find(rows, kind, "floor", op, 0)
-            out.append((f"{kind.upper()} {op} >= {threshold:.0%} of the floor",
-                        f"{ratio:.0%} ({ours['ops_per_s']:,.0f} / {other['ops_per_s']:,.0f} ops/s)",
-                        verdict(ratio >= threshold)))
-        else:
-            other = find(rows, kind, "ours", op, BIG)
-            out.append((f"{kind.upper()} {op}: 100k queued >= 80% of 10 queued",
-                        f"{ratio:.0%} ({other['ops_per_s']:,.0f} / {ours['ops_per_s']:,.0f} ops/s)",
-                        verdict(ratio >= threshold)))
-    best = [find(rows, kind, "ours", op, n) for kind in ("rest", "grpc") for op in OPS
-            for n in (10, BIG)]
-    worst = max((r for r in best if r), key=lambda r: r["p99_ms"] / r["p50_ms"])
-    out.append(("p99 <= 4 x p50, every operation",
-                f"worst {worst['p99_ms'] / worst['p50_ms']:.1f}x "
-                f"({worst['kind']} {worst['operation']}, "
-                f"prefill {worst['prefill']})", verdict(worst["p99_ms"] <= 4 * worst["p50_ms"])))
-    out.append(("Redis memory per queued track <= 350 bytes", f"{report['bytes_per_track']} bytes",
-                verdict(report["bytes_per_track"] <= 350)))
-    leak = report["leak"]
-    growth = leak["rss_after_300k_mib"] / leak["rss_after_10k_mib"]
-    out.append(("node RSS after 300k requests <= 120% of after 10k",
-                f"{leak['rss_after_10k_mib']} -> {leak['rss_after_300k_mib']} MiB "
-                f"({growth - 1:+.0%})",
-                verdict(growth <= 1.2)))
+def nodes_per_core(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """How many node processes, each at full speed on its own core, one Redis core
+    carries: Redis's operations per second at 100% (1e6 / its us per operation) over
+    what one node serves."""
+    out = {}
+    for op in (*WRITES, "queue"):
+        row = best(rows, "rest", "ours", op)
+        if row["redis_us"]:
+            out[op] = round(1e6 / row["redis_us"] / row["ops_per_s"], 1)
     return out
 
 
-def chart(report: dict, path: Path) -> None:
-    """Bars: ops/s per operation, ours against the floor, and ours at 10 and 100k queued."""
+def targets(report: dict[str, Any]) -> list[tuple[str, str, str]]:
+    rows = report["rows"]
+    out = []
+    for op in WRITES:
+        us = best(rows, "rest", "ours", op)["redis_us"]
+        out.append((f"Redis CPU per {op} (25-track head) <= 15 us", f"{us:.1f} us",
+                    verdict(us <= 15)))
+    us = best(rows, "rest", "ours", "queue")["redis_us"]
+    out.append(("Redis CPU per 25-track queue read <= 8 us", f"{us:.1f} us", verdict(us <= 8)))
+    for kind, op, share in (("rest", "add", 0.5), ("rest", "vote", 0.5),
+                            ("rest", "play_next", 0.5), ("rest", "queue", 0.6),
+                            ("grpc", "VoteTrack", 0.7), ("grpc", "GetQueue", 0.8)):
+        mine, floor = best(rows, kind, "ours", op), best(rows, kind, "floor", op)
+        ratio = mine["ops_per_s"] / floor["ops_per_s"]
+        tool = "wrk" if kind == "rest" else "h2load"
+        out.append((f"{kind.upper()} {op} ({tool}) >= {share:.2f} of the floor",
+                    f"{ratio:.2f} ({mine['ops_per_s']:,.0f} / {floor['ops_per_s']:,.0f} ops/s)",
+                    verdict(ratio >= share)))
+    for op in ("add", "vote"):
+        small, big = best(rows, "rest", "ours", op), best(rows, "rest", "ours", op, BIG)
+        ratio = big["ops_per_s"] / small["ops_per_s"]
+        out.append((f"REST {op} at {BIG:,} queued >= 0.90 of its rate at 10",
+                    f"{ratio:.2f} ({big['ops_per_s']:,.0f} / {small['ops_per_s']:,.0f} ops/s)",
+                    verdict(ratio >= 0.9)))
+    out.append(("Redis memory per queued track <= 250 bytes", f"{report['bytes_per_track']} bytes",
+                verdict(report["bytes_per_track"] <= 250)))
+    carry = nodes_per_core(rows)
+    worst = min(carry[op] for op in WRITES)
+    out.append(("nodes per Redis core (writes) >= 10",
+                f"{worst:.1f} (the busiest write; " + ", ".join(
+                    f"{op} {carry[op]:.1f}" for op in WRITES) + ")", verdict(worst >= 10)))
+    return out
+
+
+def chart(report: dict[str, Any], path: Path) -> None:
+    """Bars: ops/s per operation, ours against the floor."""
     rows = report["rows"]
     groups = []
-    for kind in ("rest", "grpc"):
-        for op in OPS:
-            ours = find(rows, kind, "ours", op, 10)
-            bars = [("ours, 10 queued", ours["ops_per_s"], "#5b3cc4")]
-            big = find(rows, kind, "ours", op, BIG)
-            if big:
-                bars.append(("ours, 100k queued", big["ops_per_s"], "#9a85ff"))
-            floor = find(rows, kind, "floor", op, 0)
-            if floor:
-                bars.append(("floor", floor["ops_per_s"], "#c9c6bd"))
-            groups.append((f"{kind.upper()} {op}", bars))
+    for kind, ops in (("rest", REST_OPS), ("grpc", GRPC_OPS)):
+        for op in ops:
+            groups.append((f"{kind.upper()} {op}",
+                           [("ours", best(rows, kind, "ours", op)["ops_per_s"], "#5b3cc4"),
+                            ("floor", best(rows, kind, "floor", op)["ops_per_s"], "#c9c6bd")]))
     top = max(v for _, bars in groups for _, v, _ in bars)
-    width, left, row_h, bar_h = 900, 170, 64, 16
-    height = 60 + row_h * len(groups) + 40
+    width, left, row_h, bar_h = 900, 170, 44, 16
+    height = 60 + row_h * len(groups) + 20
     scale = (width - left - 90) / top
     svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'font-family="system-ui, sans-serif" font-size="12">',
            f'<rect width="{width}" height="{height}" fill="#fff"/>',
            f'<text x="{left}" y="24" font-size="15" font-weight="700">Throughput, one node, '
-           f'{report["concurrency"]} concurrent clients (ops/s)</text>']
-    legend_x = left
-    for label, color in (("ours, 10 queued", "#5b3cc4"), ("ours, 100k queued", "#9a85ff"),
-                         ("bare framework floor", "#c9c6bd")):
-        svg.append(f'<rect x="{legend_x}" y="36" width="12" height="12" fill="{color}"/>'
-                   f'<text x="{legend_x + 16}" y="46">{label}</text>')
-        legend_x += 170
+           '20 connections, C load generators (ops/s)</text>']
+    for i, (label, color) in enumerate((("ours", "#5b3cc4"), ("bare framework floor",
+                                                               "#c9c6bd"))):
+        x = left + 170 * i
+        svg.append(f'<rect x="{x}" y="36" width="12" height="12" fill="{color}"/>'
+                   f'<text x="{x + 16}" y="46">{label}</text>')
     y = 60
     for name, bars in groups:
         svg.append(f'<text x="{left - 10}" y="{y + row_h / 2}" text-anchor="end">{name}</text>')
         for i, (label, value, color) in enumerate(bars):
-            by = y + 6 + i * (bar_h + 2)
+            by = y + 4 + i * (bar_h + 2)
             svg.append(f'<rect x="{left}" y="{by}" width="{max(1, value * scale):.1f}" '
                        f'height="{bar_h}" fill="{color}">'
                        f'<title>{label}: {value:,.0f} ops/s</title></rect>')
@@ -300,120 +321,64 @@ def chart(report: dict, path: Path) -> None:
     path.write_text("\n".join(svg) + "\n")
 
 
-def analysis(report: dict) -> list[str]:
-    """What the numbers mean: the profile behind them, the scaling ceiling, and how many
-    nodes one Redis carries."""
-    rows, us = report["rows"], report["redis_us"]
-    node = {op: find(rows, "rest", "ours", op, 10)["ops_per_s"] for op in ("add", "vote", "mixed")}
-    one = next(r["ops_per_s"] for r in report["scaling"]
-               if r["nodes"] == 1 and r["operation"] == "vote")
-    three = next(r["ops_per_s"] for r in report["scaling"]
-                 if r["nodes"] == 3 and r["operation"] == "vote")
-    carry = {op: 1e6 / us[op] / node[op] for op in node if us.get(op)}
-    return [
-        "", "## What limits what", "",
-        "Profiles (py-spy, under load) and what was done about them, in order of effect:", "",
-        "- **Rendering the head of the queue** (25 tracks with every write) was a fifth of a REST "
-        "node's CPU: decoded tracks are now shared and keep their rendered JSON and protobuf "
-        "bytes, so a head costs a join.",
-        "- **redis-py's per-command machinery** (pool checkout, retry wrapper, instrumentation) "
-        "was a tenth: one pipelined connection per node (`shared/store/pipe.py`, hiredis packs "
-        "and parses) replaced it on the hot path.",
-        "- **Python's garbage collector** ran every 700 allocations: `gc.freeze()` after start-up "
-        "and a higher young-generation threshold gave about +20% and most of the tail latency.",
-        "- **Two `send()` syscalls per response** (uvicorn writes head and body apart): a "
-        "coalescing transport writes each response at once, about +15%.",
-        "- **Lua converting the head** cost Redis ~30 us per write: the head is now a native "
-        "`ZRANGE ... WITHSCORES` in the same MULTI/EXEC, and nodes keep the (immutable) records "
-        "of queued tracks; the write also returns the record of the track now at the head's "
-        "last place, so a node seldom has to ask for one.",
-        "",
-        "**The REST floor** answers without work: what separates us from it is per request "
-        "validation, one Redis round trip and a 25-track body. The rest of a REST node's CPU is "
-        "uvicorn and Starlette themselves.",
-        "",
-        "**gRPC.** About three quarters of a gRPC node's CPU is grpc.aio's own machinery; our "
-        "handlers are about a sixth of it, and the `x-node-id` initial metadata that every call "
-        "must carry costs a batch of its own (grpc.aio cannot send initial metadata with the "
-        "response), about a tenth. The Python load generator is the slower side here (the echo "
-        "floor reaches only a few thousand calls/s), so gRPC ratios sit close to 50-60% and move "
-        "a few points from run to run; a miss by a point or two is that noise.",
-        "",
-        f"**Scaling through nginx on this machine** went from {one:,.0f} votes/s with one node to "
-        f"{three:,.0f} with three: the 2 cores are already full with one node (the node, the "
-        "load generator, nginx and Redis each want CPU), so more node processes only add "
-        "context switches. More nodes pay off when they bring their own cores.",
-        "",
-        "**How many nodes one Redis carries**: Redis's own CPU per request (above) against what "
-        "one node process serves on its own core (these runs):", "",
-        "| workload | Redis CPU per request | one node serves | nodes per Redis core |",
-        "| --- | ---: | ---: | ---: |",
-        *[f"| {op} | {us[op]} us | {node[op]:,.0f} ops/s | about {carry[op]:.0f} |"
-          for op in carry],
-        "",
-        "Reads (queue pages, metadata) cost Redis a few microseconds, so read-heavy rooms carry "
-        "several times more. Each room lives in one Redis Cluster slot (its keys share the hash "
-        "tag `{room}`), so rooms spread over a cluster's primaries when one Redis is not enough.",
-        "",
-    ]
-
-
-def markdown(report: dict) -> str:
-    from .common import markdown_header, markdown_row
-
+def markdown(report: dict[str, Any]) -> str:
     rows = report["rows"]
     lines = [
-        "# Benchmark results",
-        "",
+        "# Benchmark results", "",
         f"Written by `python -m bench.report` on {report['started']} "
-        f"({report['minutes']} minutes).",
-        "One machine with 2 cores runs everything: the load generator (a separate Python",
-        "process), the node, Redis and the floors, so absolute numbers drift from run to run",
-        "and machine to machine; compare the ratios, measured in the same run. Each row is",
-        f"{report['concurrency']} concurrent clients for {report['seconds']:.0f} s (or until "
-        "the request cap), after 200 warm-up requests. Every comparison ran twice, its runs",
-        "alternating; tables and targets use the best run of each (the least disturbed, the",
-        f"same rule for ours and the floors); a comparison that missed its target or passed it "
-        "by under 3 points got a third round "
-        f"({', '.join(report.get('third_rounds', [])) or 'none this time'}). "
-        f"The host took {report.get('steal_pct', '?')}% of the CPU time (steal) during the run.",
-        "",
-        "![Throughput by operation, ours against the floor and by queue length](chart.svg)",
-        "",
-        "## Targets",
-        "",
-        "| target | measured | |",
-        "| --- | --- | --- |",
-    ]
-    lines += [f"| {a} | {b} | {c} |" for a, b, c in targets(report)]
-    lines += ["", "## Every run", "", markdown_header()]
-    lines += [markdown_row(r) for r in rows]
-    lines += ["", "`prefill` is how many tracks were queued before measuring. `add` grows the",
-              "queue from there and `play_next` drains it (prefill + every request it makes), so",
-              "their queue length moves during the run; `vote` and `metadata` pick among the",
-              "prefilled tracks (at most 200), `queue` reads the first 25.", ""]
-    lines += ["## Redis time per operation", "",
-              "Redis's own CPU per request (`INFO cpu`: commands, scripts and network I/O), "
-              "REST runs with 10 queued:", "",
-              "| operation | Redis CPU us per request | one Redis core, 100% busy, serves |",
-              "| --- | ---: | ---: |"]
-    for op, us in report["redis_us"].items():
-        lines.append(f"| {op} | {us} | {1e6 / us:,.0f} ops/s |" if us else f"| {op} | - | - |")
-    lines += ["", "## Scaling through nginx", "",
-              "| REST nodes | operation | ops/s | p50 ms | p99 ms |",
-              "| ---: | --- | ---: | ---: | ---: |"]
-    for r in report["scaling"]:
-        lines.append(f"| {r['nodes']} | {r['operation']} | {r['ops_per_s']:,.0f} | "
-                     f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} |")
-    lines += analysis(report)
+        f"({report['minutes']} minutes). One machine with 2 cores runs everything: the C load "
+        "generator (wrk for REST, h2load for gRPC, 20 connections), the node, Redis and the "
+        "floors, so absolute numbers drift from run to run and machine to machine; compare "
+        "the ratios, measured in the same run. Each row is "
+        f"{report['seconds']:.0f} s; every comparison ran {ROUNDS} rounds, alternating, and "
+        "the best round of each side counts (Redis CPU: its lowest). The host took "
+        f"{report['steal_pct']}% of the CPU time (steal) during the run.", "",
+        "![Throughput by operation, ours against the floor](chart.svg)", "",
+        "## Targets", "", "| target | measured | |", "| --- | --- | --- |",
+        *[f"| {a} | {b} | {c} |" for a, b, c in targets(report)], "",
+        "## Per operation", "",
+        "| door | operation | ops/s | floor ops/s | ratio | p50 ms | p99 ms | "
+        "Redis CPU us/op | inside Redis, us/op |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for kind, ops in (("rest", REST_OPS), ("grpc", GRPC_OPS)):
+        for op in ops:
+            mine, floor = best(rows, kind, "ours", op), best(rows, kind, "floor", op)
+            inside = ", ".join(f"{k} {v}" for k, v in sorted(
+                mine["commands"].items(), key=lambda kv: -kv[1]))
+            lines.append(f"| {kind.upper()} | {op} | {mine['ops_per_s']:,.0f} | "
+                         f"{floor['ops_per_s']:,.0f} | "
+                         f"{mine['ops_per_s'] / floor['ops_per_s']:.2f} | {mine['p50_ms']:.2f} | "
+                         f"{mine['p99_ms']:.2f} | {mine['redis_us']:.1f} | {inside} |")
+    carry = nodes_per_core(rows)
+    lines += ["", "`inside Redis` is `INFO commandstats`: the time of each command per "
+              "operation (a write is `multi`, `fcall` and the head's `zrange` in one "
+              "`exec`); `Redis CPU` is `INFO cpu` (user + system) per operation, network I/O "
+              "included.", "",
+              "## How many nodes one Redis core carries", "",
+              "| workload | Redis CPU per op | one node serves | nodes per Redis core |",
+              "| --- | ---: | ---: | ---: |"]
+    for op, n in carry.items():
+        row = best(rows, "rest", "ours", op)
+        lines.append(f"| {op} | {row['redis_us']:.1f} us | {row['ops_per_s']:,.0f} ops/s | "
+                     f"{n:.1f} |")
     leak = report["leak"]
-    lines += ["", "## Node memory over 300,000 requests", "",
-              f"A fresh REST node, mixed workload: {leak['rss_at_start_mib']} MiB at start, "
-              f"{leak['rss_after_10k_mib']} MiB after its first 10,000 requests, "
-              f"{leak['rss_after_300k_mib']} MiB after {leak['requests']:,}. What it keeps is "
-              f"bounded: decoded tracks ({queued_track.cache_info().maxsize:,}), their records "
-              f"({RECORDS:,}), played entries ({played_track.cache_info().maxsize:,}).",
-              ""]
+    lines += ["", f"## At {BIG:,} queued tracks", "",
+              f"Redis holds a queued track in {report['bytes_per_track']} bytes "
+              "(`INFO memory` before and after queueing them, 20-character titles and "
+              "artists).", "", "| operation | 10 queued | 1,000,000 queued | ratio |",
+              "| --- | ---: | ---: | ---: |"]
+    for op in ("add", "vote"):
+        small, big = best(rows, "rest", "ours", op), best(rows, "rest", "ours", op, BIG)
+        lines.append(f"| {op} | {small['ops_per_s']:,.0f} | {big['ops_per_s']:,.0f} | "
+                     f"{big['ops_per_s'] / small['ops_per_s']:.2f} |")
+    lines += ["", "## A fresh node's memory", "",
+              f"{leak['rss_at_start_mib']} MiB at start, {leak['rss_after_first_mib']} MiB "
+              f"after its first {leak['first_requests']:,} requests (mixed: votes, reads, "
+              f"adds, plays), {leak['rss_after_mib']} MiB after {leak['requests']:,}.", "",
+              "## Scaling through nginx", "", "| REST nodes | operation | ops/s | p99 ms |",
+              "| ---: | --- | ---: | ---: |"]
+    lines += [f"| {r['nodes']} | {r['op']} | {r['ops_per_s']:,.0f} | {r['p99_ms']:.2f} |"
+              for r in report["scaling"]]
     lines += ["", "## Raw data", "", "```json",
               json.dumps({k: v for k, v in report.items() if k != "rows"}, indent=1), "```", ""]
     return "\n".join(lines)
@@ -422,7 +387,6 @@ def markdown(report: dict) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=4.0, help="per run (default 4)")
-    parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--out", default=str(HERE / "RESULTS.md"))
     parser.add_argument("--from-json", help="rewrite the report from a saved run")
     args = parser.parse_args()

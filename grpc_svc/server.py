@@ -26,8 +26,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from shared import store
 from shared.config import Settings
+from shared.live import Live
 from shared.queue import Queue
-from shared.store.pubsub import Hub
 
 from . import SERVICE
 from .service import QueueServicer, handlers
@@ -70,9 +70,10 @@ class Node:
 
     def __init__(self, settings: Settings, address: str):
         self.redis = store.connect(settings)
-        self.hub = Hub(settings)
+        queue = Queue(self.redis, settings)
+        self.live = Live(self.redis, queue.placed_snapshot)
         self.server = grpc.aio.server(options=OPTIONS)
-        servicer = QueueServicer(Queue(self.redis, settings), self.hub, settings)
+        servicer = QueueServicer(queue, self.live, settings)
         self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
             SERVICE, handlers(servicer, settings.node_id)),))
         self.health = Health(settings.node_id)
@@ -80,6 +81,7 @@ class Node:
         self.port = self.server.add_insecure_port(address)
 
     async def start(self) -> None:
+        await store.prepare(self.redis)
         for service in ("", SERVICE):
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
         await self.server.start()
@@ -87,10 +89,10 @@ class Node:
     async def stop(self, drain: float = DRAIN_SECONDS, grace: float = GRACE_SECONDS) -> None:
         """Drain (NOT_SERVING while still serving), let calls in flight finish, close."""
         await self.health.enter_graceful_shutdown()
-        self.hub.end_all()
+        self.live.end_all()
         await asyncio.sleep(drain)
         await self.server.stop(grace)
-        await self.hub.close()
+        await self.live.close()
         await self.redis.aclose()
 
 
@@ -115,6 +117,7 @@ def main() -> int:
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
     settings = Settings.from_env()
+    asyncio.run(store.check(settings))
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvloop.run(serve(settings))

@@ -19,10 +19,9 @@ from proto import queue_pb2 as pb
 from shared import errors, validation
 from shared.auth import check_admin
 from shared.config import Settings
-from shared.live import follow
+from shared.live import Live, follow
 from shared.model import Snapshot
 from shared.queue import Queue
-from shared.store.pubsub import Hub
 
 from . import wire
 
@@ -66,8 +65,8 @@ def idempotency_key(context: Context) -> str | None:
 class QueueServicer:
     """One method per RPC, named as in queue.proto."""
 
-    def __init__(self, queue: Queue, hub: Hub, settings: Settings):
-        self.queue, self.hub, self.settings = queue, hub, settings
+    def __init__(self, queue: Queue, live: Live, settings: Settings):
+        self.queue, self.live, self.settings = queue, live, settings
 
     def _host(self, context: Context) -> None:
         check_admin(self.settings.admin_token, metadata(context, "authorization"))
@@ -122,7 +121,7 @@ class QueueServicer:
     async def Watch(self, request: pb.Empty, context: Context) -> AsyncIterator[bytes]:
         """A snapshot of the room, then one event per change (``shared.live.follow``); each
         event is serialized once per node."""
-        async for item in follow(self.hub, self.queue, room_of(request.room)):
+        async for item in follow(self.live, room_of(request.room)):
             if isinstance(item, Snapshot):
                 yield wire.snapshot_bytes(item)
             elif item is not None:

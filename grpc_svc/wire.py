@@ -15,8 +15,8 @@ from collections.abc import Iterable
 from google.protobuf.descriptor import FieldDescriptor
 
 from proto import queue_pb2 as pb
+from shared.live import Event
 from shared.model import Change, Snapshot, Track
-from shared.store.pubsub import Event
 
 _INT32 = 2**31 - 1
 _LENGTH_DELIMITED = (FieldDescriptor.TYPE_MESSAGE, FieldDescriptor.TYPE_STRING,

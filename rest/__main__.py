@@ -12,8 +12,10 @@ from typing import Any, cast
 
 import orjson
 import uvicorn
+from starlette.types import ASGIApp
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from shared import store
 from shared.config import Settings
 
 from .app import create_app
@@ -108,10 +110,9 @@ class Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def main() -> int:
-    settings = Settings.from_env()
-    app = create_app(settings)
-    config = uvicorn.Config(
+def config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
+    """How a REST node serves (the benchmark's floor is served the same way)."""
+    return uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -128,13 +129,23 @@ def main() -> int:
         timeout_keep_alive=75,
         timeout_graceful_shutdown=GRACE_SECONDS,
     )
-    # Requests allocate many short-lived objects; collecting the youngest generation every
-    # 700 allocations cost a fifth of the throughput and most of the tail latency.
-    # Objects that survive start-up are frozen out of collections altogether.
+
+
+def tune_gc() -> None:
+    """Requests allocate many short-lived objects; collecting the youngest generation every
+    700 allocations cost a fifth of the throughput and most of the tail latency.
+    Objects that survive start-up are frozen out of collections altogether."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
-    Server(config, app.state.drain).run()
+
+
+def main() -> int:
+    settings = Settings.from_env()
+    asyncio.run(store.check(settings))
+    app = create_app(settings)
+    tune_gc()
+    Server(config(app, settings), app.state.drain).run()
     return 0
 
 

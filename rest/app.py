@@ -1,7 +1,7 @@
 """The REST node: a bare Starlette app over the shared queue core.
 
 ``create_app(settings)`` builds it; the lifespan opens the node's Redis connection and its
-live-update hub and hands them, with the settings, to every request as state.
+live rooms and hands them, with the settings, to every request as state.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from starlette.middleware import Middleware
 
 from shared import errors, store
 from shared.config import Settings
+from shared.live import Live
 from shared.queue import Queue
-from shared.store.pubsub import Hub
 
 from .http import http_error, queue_error, server_error
 from .middleware import BodyCap, Drain, Draining, NodeId, RefuseConnect
@@ -32,14 +32,15 @@ def create_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         redis = store.connect(settings)
-        hub = Hub(settings)
-        drain.callbacks.append(hub.end_all)
+        queue = Queue(redis, settings)
+        live = Live(redis, queue.placed_snapshot)
+        drain.callbacks.append(live.end_all)
+        await store.prepare(redis)
         try:
-            yield {"queue": Queue(redis, settings), "redis": redis, "hub": hub,
-                   "settings": settings}
+            yield {"queue": queue, "redis": redis, "live": live, "settings": settings}
         finally:
-            drain.callbacks.remove(hub.end_all)
-            await hub.close()
+            drain.callbacks.remove(live.end_all)
+            await live.close()
             await redis.aclose()
 
     app = Starlette(

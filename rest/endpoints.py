@@ -1,6 +1,6 @@
 """The endpoints: each parses and validates its input, runs ONE shared operation (one
 atomic Redis step) and renders the result. What they share (the queue, the settings, the
-live-update hub) comes from the app's lifespan state."""
+live rooms) comes from the app's lifespan state."""
 
 from __future__ import annotations
 
@@ -131,7 +131,7 @@ async def clear(request: Request) -> Response:
 
 
 async def events(request: Request) -> Response:
-    stream = await live.open_stream(request.state.hub, queue_of(request), room_of(request),
+    stream = await live.open_stream(request.state.live, room_of(request),
                                     request.headers.get("last-event-id"),
                                     request.state.settings.sse_heartbeat)
     return StreamingResponse(stream, media_type="text/event-stream", headers=live.HEADERS)

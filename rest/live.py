@@ -14,10 +14,8 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 
-from shared.live import follow
+from shared.live import Event, Live, follow
 from shared.model import Snapshot, iso_time
-from shared.queue import Queue
-from shared.store.pubsub import Event, Hub
 
 from .http import track_bytes, tracks_bytes
 
@@ -51,11 +49,11 @@ def _last_event_id(header: str | None) -> int | None:
         return None
 
 
-async def open_stream(hub: Hub, queue: Queue, room: str, last_event_id: str | None,
+async def open_stream(live: Live, room: str, last_event_id: str | None,
                       heartbeat: float) -> AsyncIterator[bytes]:
     """Subscribe and take the first snapshot (errors here are ordinary responses: 503 when
     Redis is down), and return the stream's body."""
-    items = follow(hub, queue, room, idle=heartbeat)
+    items = follow(live, room, idle=heartbeat)
     first = await anext(items)
     assert isinstance(first, Snapshot)
     return _frames(items, first, _last_event_id(last_event_id))

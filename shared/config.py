@@ -7,6 +7,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from .store.address import Address
 from .validation import BOOLEAN_RULE, boolean
 
 Env = Mapping[str, str]
@@ -35,9 +36,54 @@ def _flag(env: Env, name: str) -> bool:
     return value
 
 
+def _seeds(env: Env, name: str) -> tuple[str, ...]:
+    """host:port[,host:port...]: where to start looking for a cluster's nodes."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return ()
+    seeds = tuple(part.strip() for part in raw.split(","))
+    for seed in seeds:
+        host, _, port = seed.rpartition(":")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise SystemExit(f"{name} must be host:port[,host:port...], got {seed!r} in {raw!r}")
+    return seeds
+
+
+def _master(env: Env) -> str:
+    master = env.get("REDIS_SENTINEL_MASTER", "").strip()
+    if env.get("REDIS_SENTINELS", "").strip() and not master:
+        raise SystemExit("REDIS_SENTINEL_MASTER must name the primary the sentinels watch "
+                         "(as in their 'sentinel monitor' line) when REDIS_SENTINELS is set")
+    if env.get("REDIS_CLUSTER", "").strip() and env.get("REDIS_SENTINELS", "").strip():
+        raise SystemExit("REDIS_CLUSTER and REDIS_SENTINELS cannot both be set: a cluster "
+                         "fails over by itself")
+    return master
+
+
+def _url(env: Env, name: str, default: str) -> str:
+    raw = env.get(name, "").strip() or default
+    try:
+        Address.from_url(raw)
+    except ValueError as exc:
+        raise SystemExit(f"{name} {exc}") from None
+    return raw
+
+
+def _wait_ms(env: Env) -> int:
+    """REDIS_WAIT_TIMEOUT_MS (default two thirds of REDIS_TIMEOUT_MS): replicas must
+    confirm a write before the request itself times out."""
+    timeout = _int(env, "REDIS_TIMEOUT_MS", 750, 50, 60_000)
+    return _int(env, "REDIS_WAIT_TIMEOUT_MS", timeout * 2 // 3, 1, max(1, timeout - 10))
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     redis_url: str = "redis://localhost:6379/0"
+    # seed nodes of a Redis Cluster (host:port); empty: one Redis at redis_url
+    redis_cluster: tuple[str, ...] = ()
+    # sentinels (host:port) that know the primary named redis_sentinel_master
+    redis_sentinels: tuple[str, ...] = ()
+    redis_sentinel_master: str = ""
     node_id: str = "local"
     admin_token: str = ""
     require_voter: bool = False
@@ -48,6 +94,10 @@ class Settings:
     grpc_port: int = 50051
     # Seconds a request may wait on Redis before the node answers 503 / UNAVAILABLE.
     redis_timeout: float = 0.75
+    # Replicas that must have a write before it is acknowledged (WAIT), and how long they
+    # get to confirm it (under redis_timeout).
+    wait_replicas: int = 0
+    wait_ms: int = 500
     # Seconds between keep-alive comments on an idle event stream.
     sse_heartbeat: float = 10.0
     log_level: str = "info"
@@ -58,7 +108,10 @@ class Settings:
         env = os.environ if env is None else env
         default = cls()
         return cls(
-            redis_url=env.get("REDIS_URL", "").strip() or default.redis_url,
+            redis_url=_url(env, "REDIS_URL", default.redis_url),
+            redis_cluster=_seeds(env, "REDIS_CLUSTER"),
+            redis_sentinels=_seeds(env, "REDIS_SENTINELS"),
+            redis_sentinel_master=_master(env),
             node_id=env.get("NODE_ID", "").strip() or socket.gethostname(),
             admin_token=env.get("ADMIN_TOKEN", ""),
             require_voter=_flag(env, "REQUIRE_VOTER"),
@@ -68,6 +121,8 @@ class Settings:
             port=_int(env, "PORT", default.port, 1, 65535),
             grpc_port=_int(env, "GRPC_PORT", default.grpc_port, 1, 65535),
             redis_timeout=_int(env, "REDIS_TIMEOUT_MS", 750, 50, 60_000) / 1000,
+            wait_replicas=_int(env, "REDIS_WAIT_REPLICAS", 0, 0, 16),
+            wait_ms=_wait_ms(env),
             sse_heartbeat=_int(env, "SSE_HEARTBEAT_MS", 10_000, 100, 15_000) / 1000,
             log_level=env.get("LOG_LEVEL", "").strip().lower() or default.log_level,
             forwarded_allow_ips=env.get("FORWARDED_ALLOW_IPS", "").strip()

@@ -20,10 +20,10 @@ class RoomKeys(NamedTuple):
     now: str  # string: the now-playing entry
     history: str  # list: played entries, newest first
     played: str  # hash: id -> its newest history entry (metadata lookups)
-    balloted: str  # set: add seqs of queued tracks that hold per-voter ballots
+    ballots: str  # hash: <seq><voter> -> 1 or -1, per-voter ballots of queued tracks
+    voted: str  # zset, scores 0: <seq><voter>, so that a track's ballots are one range
     seq: str  # counter: add sequence numbers
     version: str  # counter: bumped by every change of the room
-    ballots: str  # prefix: + <seq> is the hash voter -> +1/-1 of one queued track
 
 
 def _tag(room: str) -> str:
@@ -33,7 +33,7 @@ def _tag(room: str) -> str:
 @lru_cache(maxsize=4096)
 def room_keys(room: str) -> RoomKeys:
     tag = _tag(room)
-    return RoomKeys(*(tag + name + (":" if name == "ballots" else "") for name in RoomKeys._fields))
+    return RoomKeys(*(tag + name for name in RoomKeys._fields))
 
 
 def idempotency_key(room: str, key: str) -> str:

@@ -1,33 +1,274 @@
-"""Following a room live: the one loop behind the SSE stream and the gRPC Watch.
+"""Following rooms live: what the SSE stream and the gRPC Watch both run on.
 
-``follow(hub, queue, room)`` subscribes, then yields a ``Snapshot`` of the room, then each
-change as an ``Event``, in version order and each once. When the node may have missed
-changes (its subscription was lost and made again, or this listener fell behind) it yields a
-fresh ``Snapshot`` instead, retrying while Redis is unreachable. With ``idle`` it yields
-None after that many seconds without a change (SSE sends a keep-alive then). It ends when
-the node stops (``END``).
+Every write publishes its change on the room's channel in the same atomic step that made
+it (``shared/queue.lua``): the new version and queue length, the track it was about, and
+the track now at the head's last place. A node subscribes to a room while somebody on it
+follows the room (``shared.store.pubsub``) and keeps that room's head (the first
+``EVENT_HEAD`` tracks) by applying each change to it, so an event costs Redis the same
+whatever the head, and a node reads a room's snapshot once, not once per listener.
 
-The first snapshot is read before anything is yielded, so a caller that awaits the first
-item gets ``StoreUnavailable`` as an ordinary error while Redis is down.
+``follow(live, room)`` yields a ``Snapshot`` of the room, then each change as an ``Event``
+(its ``change.head`` is the head after it), in version order and each once. When the node
+may have missed changes (its subscription was lost and made again, a change arrived out of
+order, or this listener fell more than MAX_PENDING behind) it yields a fresh ``Snapshot``
+instead. With ``idle`` it yields None after that many seconds without a change (SSE sends a
+keep-alive then). It ends when the node stops. The first snapshot is ready before anything
+is yielded, so a caller awaiting the first item gets ``StoreUnavailable`` as an ordinary
+error while Redis is down.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+import bisect
+import contextlib
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
 
+from . import keys, store
 from .errors import StoreUnavailable
-from .model import Snapshot
-from .queue import Queue
-from .store.pubsub import END, RESYNC, Event, Hub
+from .functions import EVENT_HEAD
+from .model import Change, Snapshot, Track
+from .queue import Placed, Reply, decode_event
+from .store.client import Client
 
+log = logging.getLogger("events")
+
+MAX_PENDING = 256  # events a listener may fall behind before it gets a fresh snapshot
 RETRY_SNAPSHOT = 0.5  # seconds between snapshot attempts while Redis is unreachable
+RESYNC = "resync"
+END = "end"  # the node is stopping: finish the stream
 
 
-async def follow(hub: Hub, queue: Queue, room: str, idle: float | None = None
+class Event:
+    """One change of a room, decoded once per node; ``rendered`` keeps what each front
+    door made of it (SSE bytes, protobuf), so a thousand listeners cost one encoding."""
+
+    __slots__ = ("room", "change", "cache")
+
+    def __init__(self, room: str, change: Change):
+        self.room = room
+        self.change = change
+        self.cache: dict[str, Any] = {}
+
+    def rendered(self, kind: str, render: Callable[[Event], Any]) -> Any:
+        try:
+            return self.cache[kind]
+        except KeyError:
+            value = self.cache[kind] = render(self)
+            return value
+
+
+class View:
+    """A room's head as a node keeps it: the version it is at, and its tracks in play
+    order with their places."""
+
+    def __init__(self, snapshot: Snapshot, entries: list[Placed]):
+        self.version, self.length = snapshot.version, snapshot.length
+        self.now = snapshot.now_playing
+        self.entries = entries
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(self.version, self.length, self.now, self.head())
+
+    def head(self) -> list[Track]:
+        return [entry.track for entry in self.entries]
+
+    def apply(self, reply: Reply) -> bool:
+        """Apply the next change; False if the head can no longer be known from here (the
+        caller takes a fresh snapshot)."""
+        change = reply.change
+        entries = self.entries
+        if change.kind == "clear":
+            entries.clear()
+            self.now = None
+        elif change.track is not None:
+            entries[:] = [e for e in entries if e.track.id != change.track.id]
+            if reply.placed is not None and change.kind != "remove":
+                bisect.insort(entries, reply.placed, key=_order)
+            if change.kind == "play":
+                self.now = change.track
+        edge = reply.edge
+        if edge is not None:
+            cut = _order(edge)
+            entries[:] = [e for e in entries if _order(e) <= cut]
+            if not entries or entries[-1].member != edge.member:
+                entries.append(edge)
+        self.version, self.length = change.version, change.length
+        change.head = self.head()
+        return len(entries) == min(self.length, EVENT_HEAD)
+
+
+def _order(entry: Placed) -> tuple[float, str]:
+    return entry.score, entry.member
+
+
+class Listener:
+    __slots__ = ("room", "queue")
+
+    def __init__(self, room: str):
+        self.room = room
+        self.queue: asyncio.Queue[Event | str] = asyncio.Queue()
+
+    def push(self, item: Event | str) -> None:
+        if self.queue.qsize() >= MAX_PENDING:
+            while not self.queue.empty():
+                self.queue.get_nowait()
+            item = RESYNC
+        self.queue.put_nowait(item)
+
+    async def get(self, timeout: float | None = None) -> Event | str | None:
+        """The next Event, RESYNC or END; None when ``timeout`` passes first."""
+        try:
+            return await asyncio.wait_for(self.queue.get(), timeout)
+        except TimeoutError:
+            return None
+
+
+class Feed:
+    """One followed room on this node: its listeners and its view, or the changes that
+    arrive while the view is being read."""
+
+    def __init__(self, room: str):
+        self.room = room
+        self.listeners: set[Listener] = set()
+        self.view: View | None = None
+        self.waiting: list[Reply] = []
+        self.reading: asyncio.Task[View] | None = None
+
+
+Read = Callable[[str], Awaitable[tuple[Snapshot, list[Placed]]]]
+
+
+class Live:
+    """Every room this node follows. ``read(room)`` takes a room's snapshot with the places
+    of its head's tracks, in one atomic read (``Queue.placed_snapshot``)."""
+
+    def __init__(self, redis: Client, read: Read):
+        self._read = read
+        self._feeds: dict[str, Feed] = {}
+        self._subscriber = store.subscriber(redis, self._message, self._restored)
+
+    async def listen(self, room: str) -> tuple[Listener, Snapshot]:
+        feed = self._feeds.get(room)
+        if feed is None:
+            feed = self._feeds[room] = Feed(room)
+        listener = Listener(room)
+        feed.listeners.add(listener)
+        try:
+            if not await self._subscriber.subscribe(keys.events_channel(room)):
+                raise StoreUnavailable("no subscription")
+            return listener, await self.current(feed)
+        except BaseException:
+            self.leave(listener)
+            raise
+
+    def leave(self, listener: Listener) -> None:
+        feed = self._feeds.get(listener.room)
+        if feed is None:
+            return
+        feed.listeners.discard(listener)
+        if not feed.listeners:
+            del self._feeds[listener.room]
+            self._subscriber.unsubscribe(keys.events_channel(listener.room))
+            if feed.reading is not None:
+                feed.reading.cancel()
+
+    @contextlib.asynccontextmanager
+    async def listening(self, room: str) -> AsyncIterator[tuple[Listener, Snapshot]]:
+        listener, snapshot = await self.listen(room)
+        try:
+            yield listener, snapshot
+        finally:
+            self.leave(listener)
+
+    async def current(self, feed: Feed) -> Snapshot:
+        """The room's snapshot from this node's view, read from Redis if there is none."""
+        while feed.view is None:
+            if feed.reading is None or feed.reading.done():
+                feed.reading = asyncio.ensure_future(self._make_view(feed))
+            await asyncio.shield(feed.reading)
+        return feed.view.snapshot()
+
+    async def fresh(self, room: str) -> Snapshot:
+        """As ``current``, waiting while Redis is unreachable."""
+        while (feed := self._feeds.get(room)) is not None:
+            try:
+                return await self.current(feed)
+            except StoreUnavailable:
+                await asyncio.sleep(RETRY_SNAPSHOT)
+        raise StoreUnavailable("nobody follows the room any more")
+
+    async def _make_view(self, feed: Feed) -> View:
+        while True:
+            feed.waiting = []
+            view = View(*await self._read(feed.room))
+            # what arrived while the read was on its way, if it is newer
+            if all(self._advance(view, reply) for reply in feed.waiting
+                   if reply.change.version > view.version):
+                feed.waiting = []
+                feed.view = view
+                return view
+
+    @staticmethod
+    def _advance(view: View, reply: Reply) -> bool:
+        return reply.change.version == view.version + 1 and view.apply(reply)
+
+    def end_all(self) -> None:
+        """Tell every listener to finish (the node is stopping)."""
+        for feed in self._feeds.values():
+            for listener in feed.listeners:
+                listener.queue.put_nowait(END)
+
+    async def close(self) -> None:
+        for feed in self._feeds.values():
+            if feed.reading is not None:
+                feed.reading.cancel()
+        await self._subscriber.close()
+
+    # -- what the subscription delivers ---------------------------------------------------
+
+    def _message(self, channel: str, payload: str) -> None:
+        feed = self._feeds.get(keys.channel_room(channel))
+        if feed is None:
+            return
+        reply = decode_event(payload)
+        view = feed.view
+        if view is None:
+            feed.waiting.append(reply)
+        elif reply.change.version <= view.version:
+            return  # seen already
+        elif self._advance(view, reply):
+            event = Event(feed.room, reply.change)
+            for listener in feed.listeners:
+                listener.push(event)
+        else:
+            log.info("events: room %s is out of step; reading it again", feed.room)
+            self._resync(feed)
+
+    def _restored(self, channels: Sequence[str]) -> None:
+        for channel in channels:
+            feed = self._feeds.get(keys.channel_room(channel))
+            if feed is not None:
+                self._resync(feed)
+
+    def _resync(self, feed: Feed) -> None:
+        """Read the room again, then tell its listeners to take the new snapshot."""
+        feed.view = None
+
+        async def again() -> None:
+            with contextlib.suppress(StoreUnavailable):
+                await self.fresh(feed.room)
+                for listener in feed.listeners:
+                    listener.push(RESYNC)
+
+        asyncio.ensure_future(again())
+
+
+async def follow(live: Live, room: str, idle: float | None = None
                  ) -> AsyncGenerator[Snapshot | Event | None, None]:
-    async with hub.listening(room) as listener:
-        snapshot = await queue.snapshot(room)
+    async with live.listening(room) as (listener, snapshot):
         version = snapshot.version
         yield snapshot
         while True:
@@ -37,17 +278,9 @@ async def follow(hub: Hub, queue: Queue, room: str, idle: float | None = None
             elif item is END:
                 return
             elif item is RESYNC:
-                snapshot = await _snapshot(queue, room)
+                snapshot = await live.fresh(room)
                 version = snapshot.version
                 yield snapshot
             elif isinstance(item, Event) and item.change.version > version:
                 version = item.change.version
                 yield item
-
-
-async def _snapshot(queue: Queue, room: str) -> Snapshot:
-    while True:
-        try:
-            return await queue.snapshot(room)
-        except StoreUnavailable:
-            await asyncio.sleep(RETRY_SNAPSHOT)

@@ -1,11 +1,12 @@
 """The queue operations, one atomic Redis step each.
 
-Every change is a single Lua script (``shared.scripts``), atomic in Redis, so concurrent
+Every change is a single call of a Redis function (``shared/queue.lua``), atomic in Redis,
+so concurrent
 callers on any number of nodes can neither lose nor duplicate a track or a vote. Each costs
 O(log n) in the queue length n, plus the head it returns; reading a page costs
 O(log n + page).
 
-The head of the queue that a write returns is read right after its script in the same
+The head of the queue that a write returns is read right after its function in the same
 MULTI/EXEC by a native ``ZRANGE ... WITHSCORES``: converting 25 tracks into and out of Lua
 cost Redis four times as much. That read returns queue members (add sequence number + id)
 and scores; a member's record (title, artist, duration, added_at) never changes while it is
@@ -16,9 +17,9 @@ HMGET).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
-from . import keys, scripts, validation
+from . import functions, keys, validation
 from .config import Settings
 from .errors import (
     DuplicateTrack,
@@ -29,7 +30,7 @@ from .errors import (
     TrackNotFound,
 )
 from .model import SEQ_WIDTH, Change, Page, Snapshot, Track, played_track, queued_track
-from .store.pipe import PipelinedRedis
+from .store.client import Client
 from .validation import NewTrack
 
 RS = "\x1e"
@@ -37,29 +38,52 @@ RECORDS = 16_384  # records of queued tracks a Queue keeps: a few hundred rooms'
 _TRACK_FIELDS = {"add": 3, "remove": 3, "vote": 3, "play": 1, "clear": 0}
 
 
-def _change(reply: Sequence[str], head: list[Track]) -> Change:
-    """A Change from a script's success reply: ok, kind, version, length, <track>."""
-    kind = reply[1]
+class Placed(NamedTuple):
+    """A queued track with its place in the play order: Redis sorts by score, then
+    member."""
+
+    score: float
+    member: str
+    record: str
+    track: Track
+
+
+def placed(member: str, score: str, record: str) -> Placed:
+    return Placed(float(score), member, record, queued_track(member[SEQ_WIDTH:], score, record))
+
+
+class Reply(NamedTuple):
+    """A write's success, as its function replied and published it."""
+
+    change: Change  # without the head
+    placed: Placed | None  # the queued track the change was about, where it is now
+    edge: Placed | None  # the track at the head's last place, None if the queue is shorter
+
+
+def parse(fields: Sequence[str]) -> Reply:
+    """ok, kind, version, length, <track>, <edge>: see shared/queue.lua."""
+    kind = fields[1]
     width = _TRACK_FIELDS[kind]
-    track = (queued_track(reply[4], reply[5], reply[6]) if width == 3
-             else played_track(reply[4]) if width == 1 else None)
-    return Change(kind, int(reply[2]), int(reply[3]), track, head)
+    where = None
+    if width == 3:
+        where = placed(fields[6][:SEQ_WIDTH] + fields[4], fields[5], fields[6])
+        track: Track | None = where.track
+    else:
+        track = played_track(fields[4]) if width == 1 else None
+    edge_at = 4 + width
+    edge = placed(*fields[edge_at:edge_at + 3]) if fields[edge_at] else None
+    return Reply(Change(kind, int(fields[2]), int(fields[3]), track), where, edge)
 
 
-def decode_event(payload: str) -> Change:
-    """A published change: the script's reply fields, then the head's id, score, record
-    triples, all joined with RS."""
-    parts = payload.split(RS)
-    start = 4 + _TRACK_FIELDS[parts[1]]
-    head = [queued_track(parts[i], parts[i + 1], parts[i + 2])
-            for i in range(start, len(parts) - 2, 3)]
-    return _change(parts, head)
+def decode_event(payload: str) -> Reply:
+    """A published change: the function's reply fields joined with RS."""
+    return parse(payload.split(RS))
 
 
 class Queue:
     """Every operation on every room, over one Redis connection."""
 
-    def __init__(self, redis: PipelinedRedis, settings: Settings):
+    def __init__(self, redis: Client, settings: Settings):
         self._redis = redis
         self._settings = settings
         self._records: dict[tuple[str, str], str] = {}  # (room, member) -> record
@@ -70,21 +94,21 @@ class Queue:
                   idempotency_key: str | None = None) -> Change:
         """Queue a new track with 0 votes, last among its equals. DuplicateTrack if the id
         is queued already; QueueFull past MAX_QUEUE."""
-        return await self._write(scripts.ADD, room, head, idempotency_key,
+        return await self._write(functions.ADD, room, head, idempotency_key,
                                  (track.id, track.title, track.artist, track.duration),
                                  self._settings.max_queue)
 
     async def remove(self, room: str, track_id: str, *, head: int = validation.DEFAULT_HEAD,
                      idempotency_key: str | None = None) -> Change:
         """Take a queued track out (its ballots go with it). TrackNotFound if not queued."""
-        return await self._write(scripts.REMOVE, room, head, idempotency_key, (track_id,))
+        return await self._write(functions.REMOVE, room, head, idempotency_key, (track_id,))
 
     async def vote(self, room: str, track_id: str, up: bool, voter: str | None = None, *,
                    head: int = validation.DEFAULT_HEAD,
                    idempotency_key: str | None = None) -> Change:
         """Vote a queued track up or down. Anonymous votes each count; a voter holds at most
         one ballot per track (a repeat changes nothing, the opposite one flips it)."""
-        return await self._write(scripts.VOTE, room, head, idempotency_key,
+        return await self._write(functions.VOTE, room, head, idempotency_key,
                                  (track_id, 1 if up else -1, voter or ""))
 
     async def play_next(self, room: str, *, head: int = validation.DEFAULT_HEAD,
@@ -92,39 +116,42 @@ class Queue:
         """Take the first track, make it now playing and put it at the head of the history.
         Each queued track is played at most once, whatever the concurrency. QueueEmpty
         when there is nothing to play."""
-        return await self._write(scripts.PLAY_NEXT, room, head, idempotency_key, (),
+        return await self._write(functions.PLAY_NEXT, room, head, idempotency_key, (),
                                  self._settings.history_limit)
 
     async def clear(self, room: str, *, idempotency_key: str | None = None) -> Change:
         """Empty the room's queue, now playing and history (O(n) in what it deletes)."""
-        return await self._write(scripts.CLEAR, room, 0, idempotency_key, ())
+        return await self._write(functions.CLEAR, room, 0, idempotency_key, ())
 
-    async def _write(self, script: scripts.Script, room: str, head: int,
+    async def _write(self, function: str, room: str, head: int,
                      idempotency_key: str | None, request: tuple[Any, ...],
                      *limits: int) -> Change:
-        """Run a write script, and read the head after it in the same transaction.
+        """Call a write function, and read the head after it in the same transaction.
         ``request`` is what the client asked (it makes up the idempotency fingerprint);
         ``limits`` are server settings passed after it."""
         room_keys = keys.room_keys(room)
         fingerprint = ""
         if idempotency_key is not None:
-            fingerprint = RS.join((script.sha[:12], *map(str, request)))
-        args = (scripts.WRITE_KEYS, *room_keys, keys.idempotency_key(room, idempotency_key or ""),
-                fingerprint, keys.events_channel(room), head, *request, *limits)
+            fingerprint = RS.join((function, *map(str, request)))
+        args = (functions.ROOM_KEYS, *room_keys,
+                keys.idempotency_key(room, idempotency_key or ""), fingerprint,
+                keys.events_channel(room), head, *request, *limits)
         if not head:
-            reply = await self._redis.script(script, args)
-            self._check(reply, request)
-            return _change(reply, [])
-        reply, pairs = await self._redis.script(
-            script, args, [("ZRANGE", room_keys.queue, 0, head - 1, "WITHSCORES")])
-        self._check(reply, request)
+            fields = await self._redis.fcall(function, args)
+            self._check(fields, request)
+            return parse(fields).change
+        fields, pairs = await self._redis.fcall(
+            function, args, [("ZRANGE", room_keys.queue, 0, head - 1, "WITHSCORES")])
+        self._check(fields, request)
+        reply = parse(fields)
         # keep the records the reply carries, for the heads to come: the track the write
-        # was about, and the one now at the head's last place
-        if _TRACK_FIELDS[reply[1]] == 3:
-            self._keep(room, reply[6][:SEQ_WIDTH] + reply[4], reply[6])
-        if reply[-2]:
-            self._keep(room, reply[-2], reply[-1])
-        return _change(reply, await self._tracks(room, pairs))
+        # was about, and the one at the head's last place
+        for where in (reply.placed, reply.edge):
+            if where is not None:
+                self._keep(room, where.member, where.record)
+        change = reply.change
+        change.head = await self._tracks(room, pairs)
+        return change
 
     def _check(self, reply: list[str], request: tuple[Any, ...]) -> None:
         status = reply[0]
@@ -146,11 +173,12 @@ class Queue:
             self._records.clear()  # simply start again: each miss costs one HMGET
         self._records[room, member] = record
 
-    async def _tracks(self, room: str, pairs: list[str]) -> list[Track]:
-        """The tracks of a ZRANGE WITHSCORES reply (member, score, ...); records this Queue
-        lacks are fetched first (a track that left the queue meanwhile is left out)."""
-        members = pairs[0::2]
-        records = [self._records.get((room, m)) for m in members]
+    async def _records_of(self, room: str, members: list[str],
+                          records: list[str | None] | None = None) -> list[str | None]:
+        """The records of queued tracks; those this Queue lacks are fetched (one HMGET),
+        and a track that left the queue meanwhile has none."""
+        if records is None:
+            records = [self._records.get((room, m)) for m in members]
         missing = [m for m, record in zip(members, records, strict=True) if record is None]
         if missing:
             found = await self._redis.execute(
@@ -160,6 +188,14 @@ class Queue:
                 if record is not None:
                     self._keep(room, member, record)
             records = [record or fetched[m] for m, record in zip(members, records, strict=True)]
+        return records
+
+    async def _tracks(self, room: str, pairs: list[str]) -> list[Track]:
+        """The tracks of a ZRANGE WITHSCORES reply (member, score, ...)."""
+        members = pairs[0::2]
+        records: list[str | None] = [self._records.get((room, m)) for m in members]
+        if None in records:  # only then a round trip
+            records = await self._records_of(room, members, records)
         return [queued_track(m[SEQ_WIDTH:], score, record)
                 for m, score, record in zip(members, pairs[1::2], records, strict=True)
                 if record is not None]
@@ -176,20 +212,30 @@ class Queue:
              ("ZRANGE", k.queue, offset, stop, "WITHSCORES")])
         return Page(int(version or 0), length, await self._tracks(room, pairs))
 
-    async def snapshot(self, room: str, head: int = validation.DEFAULT_HEAD) -> Snapshot:
-        """The room's version, queue length, now playing and head, read atomically."""
+    async def placed_snapshot(self, room: str, head: int = functions.EVENT_HEAD
+                              ) -> tuple[Snapshot, list[Placed]]:
+        """The room's version, queue length, now playing and head, read atomically, with
+        the places of the head's tracks (what a live view starts from)."""
         k = keys.room_keys(room)
         version, length, now, pairs = await self._redis.transaction(
             [("GET", k.version), ("ZCARD", k.queue), ("GET", k.now),
              ("ZRANGE", k.queue, 0, head - 1, "WITHSCORES")])
-        return Snapshot(int(version or 0), length, played_track(now) if now else None,
-                        await self._tracks(room, pairs))
+        members = pairs[0::2]
+        records = await self._records_of(room, members)
+        entries = [placed(m, score, record)
+                   for m, score, record in zip(members, pairs[1::2], records, strict=True)
+                   if record is not None]
+        snapshot = Snapshot(int(version or 0), length, played_track(now) if now else None,
+                            [entry.track for entry in entries])
+        return snapshot, entries
 
     async def metadata(self, room: str, track_id: str) -> Track:
         """A track that is queued, or was played (now playing or in the history)."""
         k = keys.room_keys(room)
-        reply = await self._redis.script(scripts.METADATA,
-                                         (3, k.queue, k.tracks, k.played, track_id))
+        reply = await self._redis.fcall(functions.METADATA,
+                                        (functions.ROOM_KEYS, *k,
+                                         keys.idempotency_key(room, ""), track_id),
+                                        read_only=True)
         if reply[0] == "queued":
             return queued_track(track_id, reply[1], reply[2])
         if reply[0] == "played":

@@ -28,6 +28,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from .redis_servers import RedisCluster, RedisSentinel
+
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 20.0
 LOCAL_MARKER = "# local:"
@@ -151,8 +153,13 @@ class Cluster:
 
     def __init__(self, rest: int = 2, grpc: int = 0, nginx: bool = True,
                  env: dict | None = None, redis_args: tuple[str, ...] = (),
-                 redis_url: str | None = None, rate_limits: bool = False):
+                 redis_url: str | None = None, rate_limits: bool = False,
+                 redis_cluster: bool = False, redis_sentinel: bool = False):
         self.rest_count, self.grpc_count, self.with_nginx = rest, grpc, nginx
+        self.redis_cluster: RedisCluster | None = None
+        self.wants_redis_cluster = redis_cluster
+        self.redis_sentinel: RedisSentinel | None = None
+        self.wants_redis_sentinel = redis_sentinel
         self.rate_limits = rate_limits
         self.extra_env = dict(env or {})
         self.redis_args = tuple(redis_args)
@@ -172,6 +179,10 @@ class Cluster:
 
     @property
     def redis_url(self) -> str:
+        if self.redis_cluster is not None:
+            return f"redis://127.0.0.1:{self.redis_cluster.ports[0]}/0"
+        if self.redis_sentinel is not None:
+            return f"redis://127.0.0.1:{self.redis_sentinel.primary_port()}/0"
         return self.external_redis or f"redis://127.0.0.1:{self.redis_port}/0"
 
     @property
@@ -196,7 +207,13 @@ class Cluster:
     def start(self) -> Cluster:
         atexit.register(self.stop)
         try:
-            if self.external_redis is None:
+            if self.wants_redis_cluster:
+                self.redis_cluster = RedisCluster(self.dir, Process, require,
+                                                  extra=self.redis_args).start()
+            elif self.wants_redis_sentinel:
+                self.redis_sentinel = RedisSentinel(self.dir, Process, require,
+                                                    extra=self.redis_args).start()
+            elif self.external_redis is None:
                 self.start_redis()
             for _ in range(self.rest_count):
                 self.add_rest_node()
@@ -213,6 +230,9 @@ class Cluster:
         for process in [self.nginx, *self.rest, *self.grpc, self.redis]:
             if process is not None:
                 process.stop()
+        for deployment in (self.redis_cluster, self.redis_sentinel):
+            if deployment is not None:
+                deployment.stop()
         atexit.unregister(self.stop)
         shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -242,10 +262,20 @@ class Cluster:
         env = dict(os.environ)
         for name in ("API_URL", "GRPC_TARGET"):
             env.pop(name, None)
-        env.update(REDIS_URL=self.redis_url, HOST="127.0.0.1", PYTHONUNBUFFERED="1",
-                   LOG_LEVEL="warning")
+        env.update(HOST="127.0.0.1", PYTHONUNBUFFERED="1", LOG_LEVEL="warning",
+                   **self.redis_env())
         env.update(self.extra_env)
         env.update(overrides)
+        return env
+
+    def redis_env(self) -> dict[str, str]:
+        """The settings that point a node at this cluster's Redis, whatever its kind."""
+        env = {"REDIS_URL": self.redis_url}
+        if self.redis_cluster is not None:
+            env["REDIS_CLUSTER"] = self.redis_cluster.seeds
+        if self.redis_sentinel is not None:
+            env["REDIS_SENTINELS"] = self.redis_sentinel.sentinels
+            env["REDIS_SENTINEL_MASTER"] = self.redis_sentinel.MASTER
         return env
 
     def _name(self, kind: str) -> str:
@@ -317,13 +347,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rest", type=int, default=2, help="REST nodes (default 2)")
     parser.add_argument("--grpc", type=int, default=0, help="gRPC nodes (default 0)")
     parser.add_argument("--no-nginx", action="store_true", help="no load balancer")
+    parser.add_argument("--redis-cluster", action="store_true",
+                        help="a Redis Cluster (3 primaries, 3 replicas) instead of one Redis")
+    parser.add_argument("--redis-sentinel", action="store_true",
+                        help="a primary, a replica and three sentinels instead of one Redis")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="extra environment for the nodes (repeatable)")
     args = parser.parse_args(argv)
     env = dict(item.split("=", 1) for item in args.env)
     signal.signal(signal.SIGTERM, _interrupt)
-    with Cluster(rest=args.rest, grpc=args.grpc, nginx=not args.no_nginx, env=env) as cluster:
-        print(f"redis      {cluster.redis_url}")
+    with Cluster(rest=args.rest, grpc=args.grpc, nginx=not args.no_nginx, env=env,
+                 redis_cluster=args.redis_cluster, redis_sentinel=args.redis_sentinel) as cluster:
+        if cluster.redis_cluster is not None:
+            for port, server in cluster.redis_cluster.servers.items():
+                print(f"redis      127.0.0.1:{port}  (pid {server.pid}, cluster node)")
+        elif cluster.redis_sentinel is not None:
+            for port, server in cluster.redis_sentinel.servers.items():
+                print(f"redis      127.0.0.1:{port}  (pid {server.pid})")
+            for port, sentinel in cluster.redis_sentinel.sentinel_processes.items():
+                print(f"sentinel   127.0.0.1:{port}  (pid {sentinel.pid}, "
+                      f"master name {cluster.redis_sentinel.MASTER})")
+        else:
+            print(f"redis      {cluster.redis_url}")
         for process, url in zip(cluster.rest, cluster.rest_urls, strict=True):
             print(f"{process.name:<10} {url}  (pid {process.pid})")
         for process, target in zip(cluster.grpc, cluster.grpc_targets, strict=True):

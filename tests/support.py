@@ -34,6 +34,9 @@ EXTERNAL = bool(API_URL or GRPC_TARGET)
 ADMIN_TOKEN = os.environ.get("ADMIN_TOKEN", "")  # the deployment's, in external mode
 USE_DEFAULT_ROOM = not EXTERNAL or os.environ.get("TEST_USE_DEFAULT_ROOM", "").strip() == "1"
 GRPC_NODES = 2
+# TEST_REDIS=cluster: the shared local cluster's nodes run over a Redis Cluster (3 primaries,
+# 3 replicas) instead of one Redis; CI runs the API and concurrency suites both ways.
+REDIS_CLUSTER = os.environ.get("TEST_REDIS", "").strip().lower() == "cluster"
 
 _shared: Cluster | None = None
 _lock = threading.Lock()
@@ -46,7 +49,7 @@ def local_cluster() -> Cluster:
         raise unittest.SkipTest("needs a local cluster; API_URL/GRPC_TARGET point elsewhere")
     with _lock:
         if _shared is None:
-            _shared = Cluster(rest=2, grpc=GRPC_NODES).start()
+            _shared = Cluster(rest=2, grpc=GRPC_NODES, redis_cluster=REDIS_CLUSTER).start()
     return _shared
 
 

@@ -72,8 +72,8 @@ class AssembledReplies(unittest.TestCase):
     def test_the_assembled_bytes_match_the_generated_classes(self):
         from grpc_svc import wire
         from proto import queue_pb2 as pb
+        from shared.live import Event
         from shared.model import Change, Snapshot, Track
-        from shared.store.pubsub import Event
 
         head = [Track("a", "Ça plane", "Plastic Bertrand", 180, 3, 1_795_000_000_000),
                 Track("b" * 64, "T" * 200, "A", 0, -2**31, 1)]

@@ -122,7 +122,7 @@ class Heartbeat(unittest.TestCase):
             self.skipTest("starts a node with a short heartbeat")
         cluster = local_cluster()
         node = Cluster(rest=0, nginx=False, redis_url=cluster.redis_url,
-                       env={"SSE_HEARTBEAT_MS": "300"})
+                       env={"SSE_HEARTBEAT_MS": "300", **cluster.redis_env()})
         node.start()
         self.addCleanup(node.stop)
         node.add_rest_node()

@@ -1,4 +1,4 @@
-"""One pipelined connection to Redis, shared by every request of an asyncio node.
+"""One pipelined connection to one Redis, shared by every request of an asyncio node.
 
 Why not redis-py's pool: it costs a pool checkout, a retry wrapper and instrumentation per
 command (about a tenth of a REST node's CPU in a profile), and one connection per
@@ -12,8 +12,6 @@ connection is dropped and every waiting caller gets ``StoreUnavailable``; so doe
 caller while Redis cannot be reached (refused or timed out connects are retried at most
 every RECONNECT_PAUSE seconds). The next command after that dials again, so the node
 recovers by itself. Nothing is retried: a lost reply may belong to a write that happened.
-Scripts go by their SHA1 (``EVALSHA``); a Redis that does not know one yet (restarted,
-flushed) answers NOSCRIPT and gets the source once (``EVAL``), which also loads it.
 """
 
 from __future__ import annotations
@@ -27,30 +25,13 @@ from typing import Any, cast
 import hiredis
 
 from ..errors import StoreUnavailable
-from ..scripts import Script
 from .address import Address
 
 ReplyError = hiredis.ReplyError
 RECONNECT_PAUSE = 0.1
 WATCHDOG_EVERY = 0.05
-# Error replies that mean "Redis cannot serve right now", not "this command is wrong".
-TRANSIENT = ("LOADING", "BUSY", "OOM", "MISCONF", "READONLY", "MASTERDOWN", "TRYAGAIN",
-             "CLUSTERDOWN", "NOREPLICAS")
-
 
 Command = tuple[Any, ...]
-
-
-def transient(reply: Exception) -> StoreUnavailable | None:
-    """``StoreUnavailable`` if an error reply says that Redis cannot serve right now
-    (still loading its data, out of memory, ...), else None."""
-    text = str(reply)
-    return StoreUnavailable(text.split(" ", 1)[0].lower()) if text.startswith(TRANSIENT) else None
-
-
-def error(reply: Exception) -> Exception:
-    """What an error reply amounts to: a transient one is ``StoreUnavailable``."""
-    return transient(reply) or reply
 
 
 Waiter = tuple["asyncio.Future[Any] | None", float]  # (who gets the reply, when sent)
@@ -59,7 +40,7 @@ Waiter = tuple["asyncio.Future[Any] | None", float]  # (who gets the reply, when
 class _Protocol(asyncio.Protocol):
     transport: asyncio.Transport
 
-    def __init__(self, owner: PipelinedRedis):
+    def __init__(self, owner: Connection):
         self.owner = owner
         self.reader = hiredis.Reader(encoding="utf-8")
         self.waiters: collections.deque[Waiter] = collections.deque()
@@ -67,6 +48,8 @@ class _Protocol(asyncio.Protocol):
         self.flush_scheduled = False
         self.lost = False
         self.refused: ReplyError | None = None
+        # writes to be confirmed by replicas: (the write's reply, the caller's answer)
+        self.unconfirmed: list[tuple[asyncio.Future[Any], asyncio.Future[Any]]] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
@@ -110,71 +93,96 @@ class _Protocol(asyncio.Protocol):
 
     def flush(self) -> None:
         self.flush_scheduled = False
+        if self.unconfirmed:
+            # one WAIT after every write of this turn: it confirms them all at once
+            writes, self.unconfirmed = self.unconfirmed, []
+            waited = asyncio.get_running_loop().create_future()
+            self.buffer.append(self.owner.wait_command)
+            self.waiters.append((waited, time.monotonic()))
+            waited.add_done_callback(lambda done: self.owner.confirm(writes, done))
         if self.buffer and not self.lost:
             self.transport.write(b"".join(self.buffer))
         self.buffer.clear()
 
 
-class PipelinedRedis:
-    def __init__(self, url: str, timeout: float = 0.75):
-        self.address = Address.from_url(url)
+class Connection:
+    """One pipelined connection to one Redis. Replies come back raw: an error reply is
+    returned as a ``ReplyError``, not raised; trouble reaching Redis raises
+    ``StoreUnavailable``.
+
+    With ``replicas``, a write (``confirm=True``) is answered only once that many replicas
+    have it: the writes sent in one event-loop turn are followed by one ``WAIT replicas
+    wait_ms`` that covers them all; if fewer confirm in time, each of them is
+    ``StoreUnavailable`` (the write happened on the primary: a retry with its idempotency
+    key returns its first answer)."""
+
+    def __init__(self, address: Address, timeout: float = 0.75, replicas: int = 0,
+                 wait_ms: int = 500):
+        self.address = address
         self.timeout = timeout
+        self.replicas = replicas
+        wait: Command = ("WAIT", replicas, wait_ms)
+        self.wait_command = hiredis.pack_command(wait)
         self._protocol: _Protocol | None = None
         self._connecting: asyncio.Future[_Protocol] | None = None
         self._failed_at = 0.0
         self._watchdog: asyncio.TimerHandle | None = None
         self._closed = False
 
-    async def execute(self, *args: Any) -> Any:
-        """Send one command and return its reply; a Redis error reply is raised as
-        ``ReplyError``, trouble reaching Redis (or a transient error reply) as
-        ``StoreUnavailable``."""
+    async def call(self, command: Command, asking: bool = False, confirm: bool = False) -> Any:
+        """Send one command (after ASKING, to follow a cluster's ASK redirect)."""
         protocol = self._protocol
         if protocol is None or protocol.lost:
             protocol = await self._connect()
         future = asyncio.get_running_loop().create_future()
-        protocol.send(hiredis.pack_command(args), future)
-        reply = await future
-        if type(reply) is ReplyError:
-            raise error(reply)
-        return reply
+        if asking:
+            protocol.send(b"*1\r\n$6\r\nASKING\r\n", None)
+        protocol.send(hiredis.pack_command(command), future)
+        return await self._confirmed(protocol, future, confirm)
 
-    async def transaction(self, commands: Sequence[Command]) -> list[Any]:
-        """Run ``commands`` in one MULTI/EXEC and return their replies (a failed one as a
-        ``ReplyError`` in its place). Everything is queued in one go, so no other caller's
-        command can land inside the transaction."""
+    async def _confirmed(self, protocol: _Protocol, future: asyncio.Future[Any],
+                         confirm: bool) -> Any:
+        if not confirm or not self.replicas:
+            return await future
+        answer = asyncio.get_running_loop().create_future()
+        protocol.unconfirmed.append((future, answer))
+        return await answer
+
+    def confirm(self, writes: list[tuple[asyncio.Future[Any], asyncio.Future[Any]]],
+                waited: asyncio.Future[Any]) -> None:
+        """Answer the writes a WAIT covered: their replies if enough replicas have them."""
+        failure: BaseException | None = waited.exception()
+        if failure is None and (type(waited.result()) is not int
+                                or waited.result() < self.replicas):
+            failure = StoreUnavailable(f"not confirmed by {self.replicas} replica(s) in time")
+        for reply, answer in writes:
+            if answer.done():
+                continue
+            lost = reply.exception() if reply.done() else StoreUnavailable("no connection")
+            if lost is not None:
+                answer.set_exception(lost)
+            elif failure is not None:
+                answer.set_exception(failure)
+            else:
+                answer.set_result(reply.result())
+
+    async def multi(self, commands: Sequence[Command], asking: bool = False,
+                    confirm: bool = False) -> Any:
+        """Run ``commands`` in one MULTI/EXEC: the list of their replies, or the error that
+        refused the transaction (why a command could not be queued, rather than
+        EXECABORT). Everything is queued in one go, so no other caller's command can land
+        inside the transaction."""
         protocol = self._protocol
         if protocol is None or protocol.lost:
             protocol = await self._connect()
         future = asyncio.get_running_loop().create_future()
+        if asking:  # one ASKING covers a whole transaction
+            protocol.send(b"*1\r\n$6\r\nASKING\r\n", None)
         protocol.send(b"*1\r\n$5\r\nMULTI\r\n", None)
         for command in commands:
             protocol.send(hiredis.pack_command(command), None)
         protocol.send(b"*1\r\n$4\r\nEXEC\r\n", future)
-        reply = await future
-        if type(reply) is ReplyError:  # a command was refused while queued (e.g. LOADING)
-            raise error(reply)
-        assert isinstance(reply, list)
-        return reply
-
-    async def script(self, script: Script, args: Command, more: Sequence[Command] = ()
-                     ) -> Any:
-        """Run ``script`` with ``args`` (numkeys, keys, argv), then the commands ``more`` in
-        the same MULTI/EXEC: one atomic step. Returns the script's reply, or with ``more``
-        every reply (an error reply of the script raised)."""
-        if not more:
-            try:
-                return await self.execute("EVALSHA", script.sha, *args)
-            except ReplyError as exc:
-                if not str(exc).startswith("NOSCRIPT"):
-                    raise
-                return await self.execute("EVAL", script.source, *args)
-        replies = await self.transaction([("EVALSHA", script.sha, *args), *more])
-        if type(replies[0]) is ReplyError and str(replies[0]).startswith("NOSCRIPT"):
-            replies = await self.transaction([("EVAL", script.source, *args), *more])
-        if type(replies[0]) is ReplyError:
-            raise error(replies[0])
-        return replies
+        return await self._confirmed(protocol, future, confirm)
 
     async def aclose(self) -> None:
         self._closed = True

@@ -1,0 +1,36 @@
+"""The Redis function library (``queue.lua``), with its constants filled in from Python.
+
+The library's name and its functions' names carry a version, the first hex digits of a
+hash of the source: nodes of two releases (during a rolling deploy) each call their own
+functions and never replace each other's. A node loads its library when it starts and
+again when a Redis answers that a function is missing (a new, flushed or restored
+server); Redis persists and replicates loaded libraries, so that is rare.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from string import Template
+
+from .keys import RoomKeys
+from .model import SEQ_WIDTH
+from .validation import IDEMPOTENCY_TTL
+
+EVENT_HEAD = 25  # an event's edge is the track at this place of the queue
+ROOM_KEYS = len(RoomKeys._fields) + 1  # every function's KEYS: the room's, its idempotency key
+
+_TEMPLATE = Template(Path(__file__).with_name("queue.lua").read_text()).safe_substitute(
+    SEQ_WIDTH=SEQ_WIDTH, IDEMPOTENCY_TTL=IDEMPOTENCY_TTL, EVENT_HEAD=EVENT_HEAD)
+VERSION = hashlib.sha1(_TEMPLATE.encode()).hexdigest()[:10]
+SOURCE = Template(_TEMPLATE).substitute(VERSION=VERSION)
+LIBRARY = f"musicq_{VERSION}"
+
+
+def name(function: str) -> str:
+    """The versioned name a function is called by: ``add`` -> ``add_<version>``."""
+    return f"{function}_{VERSION}"
+
+
+ADD, REMOVE, VOTE, PLAY_NEXT, CLEAR, METADATA = map(
+    name, ("add", "remove", "vote", "play_next", "clear", "metadata"))
