@@ -26,6 +26,7 @@ from proto import queue_pb2 as pb
 from tests.cluster import Cluster, Process, _port_open, _wait, free_port, http_ok
 
 from .c_load import h2load, wrk
+from .stats import RedisStats
 
 REST_OPS = ("add", "vote", "play_next", "queue", "metadata")
 GRPC_OPS = ("VoteTrack", "GetQueue", "GetMetadata")
@@ -39,7 +40,8 @@ def cpu_seconds(pid: int) -> float:
 
 
 class Side:
-    def __init__(self, name: str, tree: Path, cluster: Cluster):
+    def __init__(self, name: str, tree: Path, cluster: Cluster, redis: RedisStats):
+        self.redis = redis
         self.name, self.tree = name, tree
         env = {**os.environ, **ENV, "REDIS_URL": cluster.redis_url, "HOST": "127.0.0.1",
                "NODE_ID": name}
@@ -72,7 +74,7 @@ class Side:
         tag, room = f"{self.name}{self.rounds}", f"ab-{self.name}-{self.rounds}"
         self.fill(room, tag, 10 + (int(seconds * 30_000) if op == "play_next" else 0))
         process = self.rest if kind == "rest" else self.grpc
-        before = cpu_seconds(process.pid)
+        before, redis_before = cpu_seconds(process.pid), self.redis.cpu()
         if kind == "rest":
             row = wrk(f"http://127.0.0.1:{self.rest_port}", op, seconds, room=room, tag=tag)
             failed = row["non_2xx"] + row["socket_errors"]
@@ -85,7 +87,9 @@ class Side:
             failed = row["failed"] + row["errored"]
         if failed:
             raise RuntimeError(f"{self.name} {op}: {failed} requests failed")
-        row["cpu_us"] = (cpu_seconds(process.pid) - before) * 1e6 / max(1, row["requests"])
+        done = max(1, row["requests"])
+        row["cpu_us"] = (cpu_seconds(process.pid) - before) * 1e6 / done
+        row["redis_us"] = (self.redis.cpu() - redis_before) * 1e6 / done
         return row
 
 
@@ -98,8 +102,9 @@ def main() -> int:
     args = parser.parse_args()
     results = []
     with Cluster(rest=0, nginx=False) as cluster:
-        sides = [Side("old", args.old.resolve(), cluster), Side("new", args.new.resolve(),
-                                                                cluster)]
+        redis = RedisStats(cluster.redis_port)
+        sides = [Side("old", args.old.resolve(), cluster, redis),
+                 Side("new", args.new.resolve(), cluster, redis)]
         for kind, ops in (("rest", REST_OPS), ("grpc", GRPC_OPS)):
             for op in ops:
                 rows: dict[str, list[dict[str, Any]]] = {"old": [], "new": []}
@@ -107,15 +112,20 @@ def main() -> int:
                     for side in (sides if n % 2 == 0 else sides[::-1]):
                         rows[side.name].append(side.run(kind, op, args.seconds))
                 cpu = {k: statistics.median(r["cpu_us"] for r in v) for k, v in rows.items()}
+                redis_us = {k: statistics.median(r["redis_us"] for r in v)
+                            for k, v in rows.items()}
                 rate = {k: max(r["ops_per_s"] for r in v) for k, v in rows.items()}
                 result = {"kind": kind, "op": op, "cpu_us": cpu, "ops_per_s": rate,
+                          "redis_us": redis_us,
                           "cpu_ratio": round(cpu["new"] / cpu["old"], 3),
                           "rate_ratio": round(rate["new"] / rate["old"], 3)}
                 results.append(result)
                 print(f"{kind} {op:<12} node CPU/request: old {cpu['old']:7.1f} us, new "
                       f"{cpu['new']:7.1f} us ({result['cpu_ratio']:.2f}x); best ops/s: old "
                       f"{rate['old']:8,.0f}, new {rate['new']:8,.0f} "
-                      f"({result['rate_ratio']:.2f}x)", file=sys.stderr, flush=True)
+                      f"({result['rate_ratio']:.2f}x); Redis CPU/request: old "
+                      f"{redis_us['old']:.1f} us, new {redis_us['new']:.1f} us",
+                      file=sys.stderr, flush=True)
         for side in sides:
             side.rest.stop()
             side.grpc.stop()

@@ -13,12 +13,10 @@ import hashlib
 from pathlib import Path
 from string import Template
 
-from .keys import RoomKeys
 from .model import SEQ_WIDTH
 from .validation import IDEMPOTENCY_TTL
 
 EVENT_HEAD = 25  # an event's edge is the track at this place of the queue
-ROOM_KEYS = len(RoomKeys._fields) + 1  # every function's KEYS: the room's, its idempotency key
 
 _TEMPLATE = Template(Path(__file__).with_name("queue.lua").read_text()).safe_substitute(
     SEQ_WIDTH=SEQ_WIDTH, IDEMPOTENCY_TTL=IDEMPOTENCY_TTL, EVENT_HEAD=EVENT_HEAD)
@@ -34,3 +32,13 @@ def name(function: str) -> str:
 
 ADD, REMOVE, VOTE, PLAY_NEXT, CLEAR, METADATA = map(
     name, ("add", "remove", "vote", "play_next", "clear", "metadata"))
+
+# The room keys each write takes after queue, tracks, version and its idempotency key,
+# in queue.lua's order (passing fewer keys costs Redis less).
+EXTRA_KEYS: dict[str, tuple[str, ...]] = {
+    ADD: ("seq",),
+    VOTE: ("ballots", "voted"),
+    REMOVE: ("ballots", "voted"),
+    PLAY_NEXT: ("ballots", "voted", "now", "history", "played"),
+    CLEAR: ("ballots", "voted", "now", "history", "played"),
+}

@@ -36,6 +36,13 @@ def room_keys(room: str) -> RoomKeys:
     return RoomKeys(*(tag + name for name in RoomKeys._fields))
 
 
+@lru_cache(maxsize=16384)
+def some(room: str, names: tuple[str, ...]) -> tuple[str, ...]:
+    """The room's keys of these names, in this order."""
+    every = room_keys(room)
+    return tuple(getattr(every, name) for name in names)
+
+
 def idempotency_key(room: str, key: str) -> str:
     return f"{_tag(room)}idem:{key}"
 

@@ -61,7 +61,8 @@ class Reply(NamedTuple):
 
 
 def parse(fields: Sequence[str]) -> Reply:
-    """ok, kind, version, length, <track>, <edge>: see shared/queue.lua."""
+    """ok, kind, version, length, <track>, <edge>: see shared/queue.lua. A length of ''
+    (not looked up) is 0 here: the caller reads it with the head."""
     kind = fields[1]
     width = _TRACK_FIELDS[kind]
     where = None
@@ -72,7 +73,8 @@ def parse(fields: Sequence[str]) -> Reply:
         track = played_track(fields[4]) if width == 1 else None
     edge_at = 4 + width
     edge = placed(*fields[edge_at:edge_at + 3]) if fields[edge_at] else None
-    return Reply(Change(kind, int(fields[2]), int(fields[3]), track), where, edge)
+    length = int(fields[3]) if fields[3] else 0
+    return Reply(Change(kind, int(fields[2]), length, track), where, edge)
 
 
 def decode_event(payload: str) -> Reply:
@@ -133,15 +135,18 @@ class Queue:
         fingerprint = ""
         if idempotency_key is not None:
             fingerprint = RS.join((function, *map(str, request)))
-        args = (functions.ROOM_KEYS, *room_keys,
-                keys.idempotency_key(room, idempotency_key or ""), fingerprint,
-                keys.events_channel(room), head, *request, *limits)
+        extra = keys.some(room, functions.EXTRA_KEYS[function])
+        args = (4 + len(extra), room_keys.queue, room_keys.tracks, room_keys.version,
+                keys.idempotency_key(room, idempotency_key or ""), *extra, fingerprint,
+                keys.events_channel(room), *request, *limits)
         if not head:
             fields = await self._redis.fcall(function, args)
             self._check(fields, request)
             return parse(fields).change
-        fields, pairs = await self._redis.fcall(
-            function, args, [("ZRANGE", room_keys.queue, 0, head - 1, "WITHSCORES")])
+        # the head and the length, read natively after the function, in the same step
+        fields, length, pairs = await self._redis.fcall(
+            function, args, [("ZCARD", room_keys.queue),
+                             ("ZRANGE", room_keys.queue, 0, head - 1, "WITHSCORES")])
         self._check(fields, request)
         reply = parse(fields)
         # keep the records the reply carries, for the heads to come: the track the write
@@ -150,6 +155,7 @@ class Queue:
             if where is not None:
                 self._keep(room, where.member, where.record)
         change = reply.change
+        change.length = length
         change.head = await self._tracks(room, pairs)
         return change
 
@@ -233,8 +239,7 @@ class Queue:
         """A track that is queued, or was played (now playing or in the history)."""
         k = keys.room_keys(room)
         reply = await self._redis.fcall(functions.METADATA,
-                                        (functions.ROOM_KEYS, *k,
-                                         keys.idempotency_key(room, ""), track_id),
+                                        (3, k.queue, k.tracks, k.played, track_id),
                                         read_only=True)
         if reply[0] == "queued":
             return queued_track(track_id, reply[1], reply[2])
