@@ -23,7 +23,7 @@ from shared.queue import Queue
 from .http import http_error, queue_error, server_error
 from .middleware import BodyCap, Drain, Draining, NodeId, RefuseConnect
 from .openapi import schema_of
-from .routes import ENDPOINTS, routes
+from .routes import ENDPOINTS, Router, routes
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -44,7 +44,6 @@ def create_app(settings: Settings) -> Starlette:
             await redis.aclose()
 
     app = Starlette(
-        routes=routes(),
         middleware=[Middleware(NodeId, node_id=settings.node_id),
                     Middleware(Draining, drain=drain), Middleware(RefuseConnect),
                     Middleware(BodyCap)],
@@ -53,8 +52,8 @@ def create_app(settings: Settings) -> Starlette:
             HTTPException: http_error,
             Exception: server_error(settings.node_id),
         },
-        lifespan=lifespan,
     )
+    app.router = Router(routes(), lifespan=lifespan)
     app.state.drain = drain
     app.state.openapi = orjson.dumps(schema_of(ENDPOINTS))
     return app

@@ -10,9 +10,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from starlette import routing
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, get_route_path
+from starlette.types import Receive, Scope, Send
 
 from shared import validation as v
 
@@ -131,6 +133,39 @@ ENDPOINTS = (
     Endpoint("/readyz", "GET", endpoints.readyz, "200 when Redis answers, else 503",
              success=ref("Status"), errors="503", room=False, tag="health"),
 )
+
+
+class Router(routing.Router):
+    """Starlette's router with a dictionary in front of its list of routes: a path without
+    parameters, or ``/rooms/{room}/<one of them>``, is found in one lookup instead of a
+    regular expression per route (a tenth of a request's routing time in a profile);
+    anything else, and every miss, goes through Starlette's own matching."""
+
+    def __init__(self, routes: list[Route], lifespan: Any) -> None:
+        super().__init__(routes, lifespan=lifespan)
+        self.fixed = {r.path: r for r in routes if "{" not in r.path}
+        self.in_room = {r.path[len(ROOM):]: r for r in routes
+                        if r.path.startswith(ROOM + "/") and "{" not in r.path[len(ROOM):]}
+
+    async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path = get_route_path(scope)
+            route, params = self.fixed.get(path), {}
+            if route is None and path.startswith("/rooms/"):
+                room, slash, rest = path[7:].partition("/")
+                if slash and room:
+                    route, params = self.in_room.get("/" + rest), {"room": room}
+            if route is not None:
+                scope["router"] = self
+                scope["route"] = route
+                scope["endpoint"] = route.endpoint
+                scope["path_params"] = params
+                await route.handle(scope, receive, send)
+                return
+        await super().app(scope, receive, send)
+
+
+ROOM = "/rooms/{room}"
 
 
 def routes() -> list[Route]:

@@ -58,6 +58,7 @@ def _int(score: str) -> int:
         return int(float(score))
 
 
+@lru_cache(maxsize=4096)
 def iso_time(ms: int) -> str:
     """Unix milliseconds as ISO 8601 UTC: 2026-11-29T05:31:54.123Z."""
     seconds, millis = divmod(ms, 1000)
