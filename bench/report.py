@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -166,15 +167,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         bench.fill(room, tag, "vote", BIG)
         report["bytes_per_track"] = round((bench.redis.used_memory() - before) / BIG, 1)
         print(f"  Redis holds a queued track in {report['bytes_per_track']} bytes", flush=True)
-        for _ in range(ROUNDS):
-            for op in ("add", "vote"):
-                row = check_rest(wrk(ours["rest"], op, args.seconds, room=room, tag=tag))
+        for n in range(ROUNDS):
+            for op in ("add", "vote"):  # (new ids for each round of adds)
+                row = check_rest(wrk(ours["rest"], op, args.seconds, room=room,
+                                     tag=tag if op == "vote" else f"{tag}{n}"))
                 row.update(kind="rest", who="ours", op=op, queued=BIG, redis_us=0.0,
                            commands={})
                 bench.rows.append(row)
                 print(f"  rest ours  {op:<11} {BIG:>8} queued: {row['ops_per_s']:>8,.0f} ops/s",
                       flush=True)
         bench.redis.flushall()
+
+        print("What single commands cost this Redis (redis-benchmark)", flush=True)
+        report["calibration"] = calibrate(cluster.redis_port)
+        for name, us in report["calibration"].items():
+            print(f"  {name:<44} {us:6.2f} us", flush=True)
 
         print("A fresh node's memory under a minute of mixed load", flush=True)
         pid = cluster.rest[0].pid
@@ -214,6 +221,38 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                 / max(1, steal[1] - before_steal[1]), 1)
     report["minutes"] = round((time.monotonic() - began) / 60, 1)
     return report
+
+
+CALIBRATION = {
+    "PING": ["PING"],
+    "a four-command Lua script (EVAL)": [
+        "EVAL", "redis.call('INCR', KEYS[1]); redis.call('GET', KEYS[1]); "
+        "redis.call('EXISTS', KEYS[1]); return redis.call('TTL', KEYS[1])", "1", "cal:{x}"],
+    "a one-command Lua script (EVAL)": ["EVAL", "return redis.call('INCR', KEYS[1])", "1",
+                                        "cal:{x}"],
+    "an empty Lua script (EVAL)": ["EVAL", "return 1", "0"],
+    "ZRANGE of 25 members": ["ZRANGE", "cal:{z}", "0", "24"],
+    "ZRANGE of 25 members WITHSCORES": ["ZRANGE", "cal:{z}", "0", "24", "WITHSCORES"],
+    "HMGET of 25 fields": ["HMGET", "cal:{h}", *(f"f{i}" for i in range(25))],
+}
+
+
+def calibrate(port: int) -> dict[str, float]:
+    """Redis CPU per call of a few yardsticks (INFO cpu around 200,000 calls from
+    redis-benchmark, 20 connections, 16 pipelined): what this machine's Redis costs, to
+    read the per-operation figures against."""
+    stats = RedisStats(port)
+    stats.command("ZADD", "cal:{z}", *(x for i in range(25) for x in (-i, f"member-{i:04d}")))
+    stats.command("HSET", "cal:{h}", *(x for i in range(25) for x in (f"f{i}", "v" * 90)))
+    out = {}
+    for name, argv in CALIBRATION.items():
+        before = stats.cpu()
+        subprocess.run(["redis-benchmark", "-p", str(port), "-n", "200000", "-c", "20", "-P",
+                        "16", "-q", *argv], capture_output=True, timeout=300, check=True)
+        out[name] = round((stats.cpu() - before) * 1e6 / 200_000, 2)
+    stats.flushall()
+    stats.close()
+    return out
 
 
 def rss_mib(pid: int) -> float:
@@ -361,6 +400,13 @@ def markdown(report: dict[str, Any]) -> str:
         row = best(rows, "rest", "ours", op)
         lines.append(f"| {op} | {row['redis_us']:.1f} us | {row['ops_per_s']:,.0f} ops/s | "
                      f"{n:.1f} |")
+    calibration = report.get("calibration", {})
+    if calibration:
+        lines += ["", "## What single commands cost this Redis", "",
+                  "Redis CPU per call (`INFO cpu`) under `redis-benchmark` (20 connections, "
+                  "16 pipelined): the yardsticks to read the figures above against.", "",
+                  "| call | Redis CPU us |", "| --- | ---: |",
+                  *[f"| {name} | {us:.2f} |" for name, us in calibration.items()]]
     leak = report["leak"]
     lines += ["", f"## At {BIG:,} queued tracks", "",
               f"Redis holds a queued track in {report['bytes_per_track']} bytes "
