@@ -2,7 +2,8 @@
 
     python -m grpc_svc.client [--target HOST:PORT] [--room R] [--json] COMMAND [options]
 
-Commands: add, remove, vote, queue, metadata, play, history, now, clear, watch. The
+Commands: add, remove, vote, queue, metadata, play, history, now, clear, watch, pause,
+resume, skip, settings. The
 target defaults to $GRPC_TARGET, else localhost:50051; ``dns:///host:port`` (every address
 the name resolves to) and ``ipv4:a:p,b:q`` targets are balanced round robin. Output is a
 readable table, or JSON with --json. A failed call prints one line with its reason on
@@ -16,16 +17,26 @@ import json
 import os
 import sys
 import time
-from typing import Any
 
 import grpc
 
 from proto import queue_pb2 as pb
 from proto import queue_pb2_grpc as pb_grpc
-from shared.model import iso_time
 from shared.validation import BOOLEAN_RULE, boolean
 
 from . import SERVICE
+from .render import (
+    change_dict,
+    change_text,
+    describe,
+    event_text,
+    now_dict,
+    now_text,
+    settings_dict,
+    settings_text,
+    table,
+    track_dict,
+)
 
 # Round robin over every address of the target. With an explicit resolver scheme
 # (dns:///name:port, ipv4:a:p,b:q) the client balances over the nodes themselves, so it
@@ -35,13 +46,14 @@ from . import SERVICE
 # Writes are not: one that reached Redis before its node died must not run twice (send an
 # idempotency key and retry it yourself).
 READS = [{"service": SERVICE, "method": method}
-         for method in ("GetQueue", "GetMetadata", "GetHistory", "NowPlaying")]
+         for method in ("GetQueue", "GetMetadata", "GetHistory", "NowPlaying", "GetSettings")]
 RETRY_READS = {"name": READS, "retryPolicy": {
     "maxAttempts": 4, "initialBackoff": "0.05s", "maxBackoff": "0.5s",
     "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}
 BALANCED = {"loadBalancingConfig": [{"round_robin": {}}], "methodConfig": [RETRY_READS]}
 HEALTH_CHECKED = {**BALANCED, "healthCheckConfig": {"serviceName": SERVICE}}
 WATCH_RETRY = 1.0
+SETTINGS = ("autoplay", "skip_threshold", "fallback", "no_repeat_minutes")
 
 
 READ_PATHS = frozenset(f"/{m['service']}/{m['method']}" for m in READS)
@@ -75,68 +87,6 @@ def channel(target: str) -> grpc.Channel:
         ReadAgain())
 
 
-# -- rendering ----------------------------------------------------------------------------
-
-def track_dict(track: pb.Track) -> dict:
-    out = {"id": track.id, "title": track.title, "artist": track.artist,
-           "duration": track.duration, "votes": track.votes}
-    if track.added_at:
-        out["added_at"] = iso_time(track.added_at)
-    if track.played_at:
-        out["played_at"] = iso_time(track.played_at)
-    return out
-
-
-def clock(seconds: int) -> str:
-    if not seconds:
-        return "-"
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
-
-
-def describe(track: pb.Track) -> str:
-    votes = f"{track.votes} vote" + ("" if abs(track.votes) == 1 else "s")
-    return f'{track.id} "{track.title}" by {track.artist} ({clock(track.duration)}, {votes})'
-
-
-def table(tracks, played: bool = False) -> str:
-    if not tracks:
-        return "(none)"
-    rows = [("#", "ID", "TITLE", "ARTIST", "LENGTH", "VOTES") + (("PLAYED",) if played else ())]
-    for n, t in enumerate(tracks, 1):
-        row = (str(n), t.id, t.title, t.artist, clock(t.duration), str(t.votes))
-        rows.append(row + ((iso_time(t.played_at)[11:19],) if played else ()))
-    widths = [min(max(len(r[i]) for r in rows), 40) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(cell[:40].ljust(w)
-                               for cell, w in zip(row, widths, strict=True)).rstrip()
-                     for row in rows)
-
-
-def _change_dict(reply: pb.QueueResponse) -> dict[str, Any]:
-    out: dict[str, Any] = {"message": reply.message}
-    if reply.HasField("track"):
-        out["track"] = track_dict(reply.track)
-    out.update(queue=[track_dict(t) for t in reply.queue], version=reply.version,
-               length=reply.length)
-    return out
-
-
-def _change_text(reply: pb.QueueResponse) -> str:
-    head = f"{reply.message}: {describe(reply.track)}" if reply.HasField("track") else reply.message
-    hidden = reply.length - len(reply.queue)
-    more = f"\n… and {hidden} more" if hidden > 0 else ""
-    return f"{head}\n\nQueue ({reply.length}):\n{table(reply.queue)}{more}"
-
-
-def _event_text(event: pb.QueueEvent) -> str:
-    if event.type == "snapshot":
-        now = f"now playing {describe(event.now_playing)}" if event.HasField("now_playing") \
-            else "nothing playing"
-        return f"[v{event.version}] snapshot: {event.length} queued, {now}\n{table(event.queue)}"
-    what = describe(event.track) if event.HasField("track") else ""
-    return f"[v{event.version}] {event.type} {what}".rstrip() + f" ({event.length} queued)"
-
-
 # -- commands -----------------------------------------------------------------------------
 
 def _metadata(args) -> list:
@@ -155,14 +105,14 @@ def run(args, stub: pb_grpc.QueueServiceStub, out) -> None:
     if command == "add":
         reply = stub.AddTrack(pb.Track(id=args.id, title=args.title, artist=args.artist,
                                        duration=args.duration, room=room), **call)
-        emit(args, out, _change_dict(reply), _change_text(reply))
+        emit(args, out, change_dict(reply), change_text(reply))
     elif command == "remove":
         reply = stub.RemoveTrack(pb.TrackId(id=args.id, room=room), **call)
-        emit(args, out, _change_dict(reply), _change_text(reply))
+        emit(args, out, change_dict(reply), change_text(reply))
     elif command == "vote":
         reply = stub.VoteTrack(pb.VoteRequest(id=args.id, up=args.up, room=room,
                                               voter=args.voter or ""), **call)
-        emit(args, out, _change_dict(reply), _change_text(reply))
+        emit(args, out, change_dict(reply), change_text(reply))
     elif command in ("queue", "history"):
         request = pb.Empty(room=room, limit=args.limit, offset=args.offset)
         method = stub.GetQueue if command == "queue" else stub.GetHistory
@@ -175,13 +125,27 @@ def run(args, stub: pb_grpc.QueueServiceStub, out) -> None:
         text = "\n".join(f"{k:<10} {v}" for k, v in track_dict(track).items())
         emit(args, out, track_dict(track), text)
     elif command == "play":
-        track = stub.PlayNext(pb.Empty(room=room), **call)
-        emit(args, out, {"now_playing": track_dict(track)}, f"Now playing: {describe(track)}")
-    elif command == "now":
-        reply = stub.NowPlaying(pb.Empty(room=room), **call)
-        playing = reply.HasField("track")
-        emit(args, out, {"now_playing": track_dict(reply.track) if playing else None},
-             f"Now playing: {describe(reply.track)}" if playing else "Nothing is playing.")
+        track = stub.PlayNext(pb.Empty(room=room, expected_play_id=args.if_playing), **call)
+        emit(args, out, {"now_playing": track_dict(track)},
+             f"Now playing: {describe(track)} [play {track.play_id}]")
+    elif command in ("now", "pause", "resume"):
+        method = {"now": stub.NowPlaying, "pause": stub.Pause, "resume": stub.Resume}[command]
+        reply = method(pb.Empty(room=room), **call)
+        emit(args, out, {"now_playing": now_dict(reply)}, now_text(reply))
+    elif command == "skip":
+        skipped = stub.Skip(pb.SkipRequest(room=room, voter=args.voter), **call)
+        emit(args, out, {"skipped": skipped.skipped, "now_playing": now_dict(skipped.now_playing)},
+             ("Skipped. " if skipped.skipped else "Skip vote recorded. ")
+             + now_text(skipped.now_playing))
+    elif command == "settings":
+        changes = {name: getattr(args, name) for name in SETTINGS
+                   if getattr(args, name) is not None}
+        if changes:
+            settings = stub.UpdateSettings(pb.SettingsRequest(
+                room=room, settings=pb.Settings(**changes)), **call)
+        else:
+            settings = stub.GetSettings(pb.Empty(room=room), **call)
+        emit(args, out, settings_dict(settings), settings_text(settings))
     elif command == "clear":
         reply = stub.Clear(pb.Empty(room=room), **call)
         emit(args, out, {"message": reply.message, "version": reply.version}, reply.message + ".")
@@ -201,7 +165,11 @@ def watch(args, stub, out) -> None:
                     data["track"] = track_dict(event.track)
                 if event.HasField("now_playing"):
                     data["now_playing"] = track_dict(event.now_playing)
-                emit(args, out, data, _event_text(event))
+                if event.HasField("playing"):
+                    data["now_playing"] = now_dict(event.playing)
+                if event.HasField("settings"):
+                    data["settings"] = settings_dict(event.settings)
+                emit(args, out, data, event_text(event))
         except grpc.RpcError as exc:
             if exc.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
                 raise
@@ -241,7 +209,8 @@ def _common(parser: argparse.ArgumentParser, defaults: bool) -> None:
     parser.add_argument("--json", action="store_true", default=value(False),
                         help="print JSON instead of tables")
     parser.add_argument("--token", default=value(os.environ.get("ADMIN_TOKEN", "")),
-                        help="admin token for remove, play and clear (default: $ADMIN_TOKEN)")
+                        help="host token for remove, play, clear, pause, resume and changes of "
+                             "settings (default: $ADMIN_TOKEN)")
     parser.add_argument("--timeout", type=float, default=value(5.0),
                         help="seconds before a call gives up (default 5)")
     parser.add_argument("--idempotency-key", default=value(None),
@@ -276,8 +245,25 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument("--limit", type=int, default=0, help="how many (default: all)")
         sub.add_argument("--offset", type=int, default=0)
     command("metadata", "a queued, playing or played track").add_argument("--id", required=True)
-    command("play", "play the next track (host)")
-    command("now", "the track playing now")
+    play = command("play", "play the next track (host)")
+    play.add_argument("--if-playing", type=int, default=0, metavar="PLAY_ID",
+                      help="only while this play is the current one (a player reporting "
+                           "the end of a track); else ABORTED and nothing changes")
+    command("now", "the track playing now, with its clock")
+    command("pause", "stop the clock of the track playing now (host)")
+    command("resume", "restart the clock where it stopped (host)")
+    command("skip", "vote to skip the track playing now, once per voter per play") \
+        .add_argument("--voter", required=True, help="who votes")
+    settings = command("settings", "show the room's settings; with options, change them "
+                                   "(host)")
+    settings.add_argument("--autoplay", type=_boolean, metavar="on|off",
+                          help="move on by itself when a track ends")
+    settings.add_argument("--skip-threshold", type=int, metavar="N",
+                          help="distinct skip votes that skip a track (0: off)")
+    settings.add_argument("--fallback", choices=("none", "history"),
+                          help="what an advance on an empty queue plays")
+    settings.add_argument("--no-repeat-minutes", type=int, metavar="N",
+                          help="refuse adds of tracks played this recently (0: off)")
     command("clear", "empty the room: queue, now playing and history (host)")
     command("watch", "print every change of the room until Ctrl-C")
     return main

@@ -27,6 +27,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from shared import store
 from shared.config import Settings
 from shared.live import Live
+from shared.playback import Playback, Schedule
 from shared.queue import Queue
 
 from . import SERVICE
@@ -72,8 +73,10 @@ class Node:
         self.redis = store.connect(settings)
         queue = Queue(self.redis, settings)
         self.live = Live(self.redis, queue.placed_snapshot)
+        playback = Playback(queue, self.redis, settings)
+        self.schedule = Schedule(playback, settings.node_id)
         self.server = grpc.aio.server(options=OPTIONS)
-        servicer = QueueServicer(queue, self.live, settings)
+        servicer = QueueServicer(queue, self.live, playback, settings)
         self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
             SERVICE, handlers(servicer, settings.node_id)),))
         self.health = Health(settings.node_id)
@@ -85,10 +88,12 @@ class Node:
         for service in ("", SERVICE):
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
         await self.server.start()
+        self.schedule.start()
 
     async def stop(self, drain: float = DRAIN_SECONDS, grace: float = GRACE_SECONDS) -> None:
         """Drain (NOT_SERVING while still serving), let calls in flight finish, close."""
         await self.health.enter_graceful_shutdown()
+        await self.schedule.close()
         self.live.end_all()
         await asyncio.sleep(drain)
         await self.server.stop(grace)

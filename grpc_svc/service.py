@@ -21,6 +21,7 @@ from shared.auth import check_admin
 from shared.config import Settings
 from shared.live import Live, follow
 from shared.model import Snapshot
+from shared.playback import Playback
 from shared.queue import Queue
 
 from . import wire
@@ -36,6 +37,10 @@ CODES = {
     errors.AdminTokenMissing: grpc.StatusCode.UNAUTHENTICATED,
     errors.AdminTokenWrong: grpc.StatusCode.PERMISSION_DENIED,
     errors.StoreUnavailable: grpc.StatusCode.UNAVAILABLE,
+    errors.RecentlyPlayed: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.NothingPlaying: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.SkippingOff: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.PlayChanged: grpc.StatusCode.ABORTED,
 }
 Context = grpc.aio.ServicerContext
 
@@ -65,8 +70,8 @@ def idempotency_key(context: Context) -> str | None:
 class QueueServicer:
     """One method per RPC, named as in queue.proto."""
 
-    def __init__(self, queue: Queue, live: Live, settings: Settings):
-        self.queue, self.live, self.settings = queue, live, settings
+    def __init__(self, queue: Queue, live: Live, playback: Playback, settings: Settings):
+        self.queue, self.live, self.playback, self.settings = queue, live, playback, settings
 
     def _host(self, context: Context) -> None:
         check_admin(self.settings.admin_token, metadata(context, "authorization"))
@@ -100,8 +105,10 @@ class QueueServicer:
 
     async def PlayNext(self, request: pb.Empty, context: Context) -> bytes:
         self._host(context)
+        expected = validation.bounded("expected_play_id", request.expected_play_id, 0) or None
         change = await self.queue.play_next(room_of(request.room), head=0,  # the reply: a track
-                                            idempotency_key=idempotency_key(context))
+                                            idempotency_key=idempotency_key(context),
+                                            expected_play_id=expected)
         assert change.track is not None
         return wire.track_bytes(change.track)
 
@@ -110,7 +117,41 @@ class QueueServicer:
                                                         *page_of(request)))
 
     async def NowPlaying(self, request: pb.Empty, context: Context) -> bytes:
-        return wire.now_bytes(await self.queue.now_playing(room_of(request.room)))
+        now, _, server_time = await self.queue.now_playing(room_of(request.room))
+        return wire.now_bytes(now, server_time)
+
+    async def Pause(self, request: pb.Empty, context: Context) -> bytes:
+        self._host(context)
+        change = await self.playback.pause(room_of(request.room),
+                                           idempotency_key=idempotency_key(context))
+        return wire.now_bytes(change.now)
+
+    async def Resume(self, request: pb.Empty, context: Context) -> bytes:
+        self._host(context)
+        change = await self.playback.resume(room_of(request.room),
+                                            idempotency_key=idempotency_key(context))
+        return wire.now_bytes(change.now)
+
+    async def Skip(self, request: pb.SkipRequest, context: Context) -> bytes:
+        voter = validation.voter(request.voter, True, "to skip (one skip vote per voter per play)")
+        assert voter is not None
+        change = await self.playback.skip(room_of(request.room), voter,
+                                          idempotency_key=idempotency_key(context))
+        return pb.SkipReply(skipped=change.kind == "play",
+                            now_playing=wire.now_pb(change.now)).SerializeToString()
+
+    async def GetSettings(self, request: pb.Empty, context: Context) -> bytes:
+        current = await self.playback.settings(room_of(request.room))
+        return pb.Settings(**current).SerializeToString()
+
+    async def UpdateSettings(self, request: pb.SettingsRequest, context: Context) -> bytes:
+        self._host(context)
+        given = request.settings
+        updates = {f.name: getattr(given, f.name) for f in given.DESCRIPTOR.fields
+                   if given.HasField(f.name)}
+        current = await self.playback.configure(room_of(request.room), updates,
+                                                idempotency_key=idempotency_key(context))
+        return pb.Settings(**current).SerializeToString()
 
     async def Clear(self, request: pb.Empty, context: Context) -> bytes:
         self._host(context)

@@ -10,13 +10,14 @@ classes would build.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from google.protobuf.descriptor import FieldDescriptor
 
 from proto import queue_pb2 as pb
 from shared.live import Event
-from shared.model import Change, Snapshot, Track
+from shared.model import Change, NowPlaying, Snapshot, Track
+from shared.settings import effective
 
 _INT32 = 2**31 - 1
 _LENGTH_DELIMITED = (FieldDescriptor.TYPE_MESSAGE, FieldDescriptor.TYPE_STRING,
@@ -49,7 +50,8 @@ NOW = tags(pb.NowPlayingReply)
 def track_pb(track: Track) -> pb.Track:
     return pb.Track(id=track.id, title=track.title, artist=track.artist,
                     votes=max(-_INT32 - 1, min(track.votes, _INT32)), duration=track.duration,
-                    added_at=track.added_at, played_at=track.played_at or 0)
+                    added_at=track.added_at, played_at=track.played_at or 0,
+                    play_id=track.play_id or 0, skipped=track.skipped, fallback=track.fallback)
 
 
 def track_bytes(track: Track) -> bytes:
@@ -86,28 +88,50 @@ def list_bytes(items: list[Track], version: int = 0, length: int = 0) -> bytes:
         + number(LIST["length"], length)
 
 
-def now_bytes(track: Track | None) -> bytes:
+def now_pb(now: NowPlaying | None, server_time: int = 0) -> pb.NowPlayingReply:
+    """Now playing with its clock (only the server time when nothing plays)."""
+    if now is None:
+        return pb.NowPlayingReply(server_time=server_time)
+    track, clock = now.track, now.clock
+    return pb.NowPlayingReply(
+        track=track_pb(track), play_id=clock.play_id, started_at=clock.started,
+        ends_at=clock.ends_at(track.duration) or 0, paused=clock.paused,
+        position=clock.position_ms(track.duration) / 1000, skip_votes=clock.skips,
+        skip_threshold=clock.skip_threshold, server_time=clock.now)
+
+
+def now_bytes(now: NowPlaying | None, server_time: int = 0) -> bytes:
     """A serialized NowPlayingReply."""
-    return message(NOW["track"], track_bytes(track)) if track else b""
+    return now_pb(now, server_time).SerializeToString()
+
+
+def settings_pb(stored: Mapping[str, str]) -> pb.Settings:
+    """Every setting of a room (defaults for those never set)."""
+    return pb.Settings(**effective(stored))
 
 
 def _event(kind: str, version: int, track: Track | None, head: list[Track], length: int,
-           now: Track | None) -> bytes:
+           now: NowPlaying | None = None, playing: bool = False,
+           settings: Mapping[str, str] | None = None, server_time: int = 0) -> bytes:
     t = EVENT
     return b"".join((message(t["type"], kind.encode()), number(t["version"], version),
                      message(t["track"], track_bytes(track)) if track else b"",
                      tracks(t["queue"], head), number(t["length"], length),
-                     message(t["now_playing"], track_bytes(now)) if now else b""))
+                     message(t["now_playing"], track_bytes(now.track)) if now else b"",
+                     message(t["playing"], now_bytes(now, server_time)) if playing else b"",
+                     message(t["settings"], settings_pb(settings).SerializeToString())
+                     if settings is not None else b""))
 
 
 def snapshot_bytes(snapshot: Snapshot) -> bytes:
     """A serialized QueueEvent of type "snapshot"."""
     return _event("snapshot", snapshot.version, None, snapshot.head, snapshot.length,
-                  snapshot.now_playing)
+                  snapshot.now_playing, True, snapshot.settings, snapshot.time)
 
 
 def event_bytes(event: Event) -> bytes:
     """A serialized QueueEvent of one change."""
     change = event.change
+    playing = change.kind in ("play", "pause", "resume", "skip")
     return _event(change.kind, change.version, change.track, change.head, change.length,
-                  change.track if change.kind == "play" else None)
+                  change.now if playing else None, playing, change.settings)

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11proto/queue.proto\x12\x05queue\"\x86\x01\n\x05Track\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x0e\n\x06\x61rtist\x18\x03 \x01(\t\x12\r\n\x05votes\x18\x04 \x01(\x05\x12\x10\n\x08\x64uration\x18\x05 \x01(\x05\x12\x0c\n\x04room\x18\x06 \x01(\t\x12\x10\n\x08\x61\x64\x64\x65\x64_at\x18\x07 \x01(\x03\x12\x11\n\tplayed_at\x18\x08 \x01(\x03\"#\n\x07TrackId\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04room\x18\x02 \x01(\t\"B\n\x0bVoteRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\n\n\x02up\x18\x02 \x01(\x08\x12\x0c\n\x04room\x18\x03 \x01(\t\x12\r\n\x05voter\x18\x04 \x01(\t\"I\n\tQueueList\x12\x1b\n\x05queue\x18\x01 \x03(\x0b\x32\x0c.queue.Track\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x0e\n\x06length\x18\x03 \x01(\x05\"{\n\rQueueResponse\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x1b\n\x05queue\x18\x02 \x03(\x0b\x32\x0c.queue.Track\x12\x1b\n\x05track\x18\x03 \x01(\x0b\x32\x0c.queue.Track\x12\x0f\n\x07version\x18\x04 \x01(\x03\x12\x0e\n\x06length\x18\x05 \x01(\x05\"4\n\x05\x45mpty\x12\x0c\n\x04room\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x0e\n\x06offset\x18\x03 \x01(\x05\".\n\x0fNowPlayingReply\x12\x1b\n\x05track\x18\x01 \x01(\x0b\x32\x0c.queue.Track\"\x98\x01\n\nQueueEvent\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x1b\n\x05track\x18\x03 \x01(\x0b\x32\x0c.queue.Track\x12\x1b\n\x05queue\x18\x04 \x03(\x0b\x32\x0c.queue.Track\x12\x0e\n\x06length\x18\x05 \x01(\x05\x12!\n\x0bnow_playing\x18\x06 \x01(\x0b\x32\x0c.queue.Track2\xe6\x03\n\x0cQueueService\x12.\n\x08\x41\x64\x64Track\x12\x0c.queue.Track\x1a\x14.queue.QueueResponse\x12\x33\n\x0bRemoveTrack\x12\x0e.queue.TrackId\x1a\x14.queue.QueueResponse\x12\x35\n\tVoteTrack\x12\x12.queue.VoteRequest\x1a\x14.queue.QueueResponse\x12*\n\x08GetQueue\x12\x0c.queue.Empty\x1a\x10.queue.QueueList\x12+\n\x0bGetMetadata\x12\x0e.queue.TrackId\x1a\x0c.queue.Track\x12&\n\x08PlayNext\x12\x0c.queue.Empty\x1a\x0c.queue.Track\x12,\n\nGetHistory\x12\x0c.queue.Empty\x1a\x10.queue.QueueList\x12\x32\n\nNowPlaying\x12\x0c.queue.Empty\x1a\x16.queue.NowPlayingReply\x12+\n\x05\x43lear\x12\x0c.queue.Empty\x1a\x14.queue.QueueResponse\x12*\n\x05Watch\x12\x0c.queue.Empty\x1a\x11.queue.QueueEvent0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11proto/queue.proto\x12\x05queue\"\xba\x01\n\x05Track\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x0e\n\x06\x61rtist\x18\x03 \x01(\t\x12\r\n\x05votes\x18\x04 \x01(\x05\x12\x10\n\x08\x64uration\x18\x05 \x01(\x05\x12\x0c\n\x04room\x18\x06 \x01(\t\x12\x10\n\x08\x61\x64\x64\x65\x64_at\x18\x07 \x01(\x03\x12\x11\n\tplayed_at\x18\x08 \x01(\x03\x12\x0f\n\x07play_id\x18\t \x01(\x03\x12\x0f\n\x07skipped\x18\n \x01(\x08\x12\x10\n\x08\x66\x61llback\x18\x0b \x01(\x08\"#\n\x07TrackId\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04room\x18\x02 \x01(\t\"B\n\x0bVoteRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\n\n\x02up\x18\x02 \x01(\x08\x12\x0c\n\x04room\x18\x03 \x01(\t\x12\r\n\x05voter\x18\x04 \x01(\t\"I\n\tQueueList\x12\x1b\n\x05queue\x18\x01 \x03(\x0b\x32\x0c.queue.Track\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x0e\n\x06length\x18\x03 \x01(\x05\"{\n\rQueueResponse\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x1b\n\x05queue\x18\x02 \x03(\x0b\x32\x0c.queue.Track\x12\x1b\n\x05track\x18\x03 \x01(\x0b\x32\x0c.queue.Track\x12\x0f\n\x07version\x18\x04 \x01(\x03\x12\x0e\n\x06length\x18\x05 \x01(\x05\"N\n\x05\x45mpty\x12\x0c\n\x04room\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x0e\n\x06offset\x18\x03 \x01(\x05\x12\x18\n\x10\x65xpected_play_id\x18\x04 \x01(\x03\"\xc7\x01\n\x0fNowPlayingReply\x12\x1b\n\x05track\x18\x01 \x01(\x0b\x32\x0c.queue.Track\x12\x0f\n\x07play_id\x18\x02 \x01(\x03\x12\x12\n\nstarted_at\x18\x03 \x01(\x03\x12\x0f\n\x07\x65nds_at\x18\x04 \x01(\x03\x12\x0e\n\x06paused\x18\x05 \x01(\x08\x12\x10\n\x08position\x18\x06 \x01(\x01\x12\x12\n\nskip_votes\x18\x07 \x01(\x05\x12\x16\n\x0eskip_threshold\x18\x08 \x01(\x05\x12\x13\n\x0bserver_time\x18\t \x01(\x03\"*\n\x0bSkipRequest\x12\x0c\n\x04room\x18\x01 \x01(\t\x12\r\n\x05voter\x18\x02 \x01(\t\"I\n\tSkipReply\x12\x0f\n\x07skipped\x18\x01 \x01(\x08\x12+\n\x0bnow_playing\x18\x02 \x01(\x0b\x32\x16.queue.NowPlayingReply\"\xb8\x01\n\x08Settings\x12\x15\n\x08\x61utoplay\x18\x01 \x01(\x08H\x00\x88\x01\x01\x12\x1b\n\x0eskip_threshold\x18\x02 \x01(\x05H\x01\x88\x01\x01\x12\x15\n\x08\x66\x61llback\x18\x03 \x01(\tH\x02\x88\x01\x01\x12\x1e\n\x11no_repeat_minutes\x18\x04 \x01(\x05H\x03\x88\x01\x01\x42\x0b\n\t_autoplayB\x11\n\x0f_skip_thresholdB\x0b\n\t_fallbackB\x14\n\x12_no_repeat_minutes\"B\n\x0fSettingsRequest\x12\x0c\n\x04room\x18\x01 \x01(\t\x12!\n\x08settings\x18\x02 \x01(\x0b\x32\x0f.queue.Settings\"\xe4\x01\n\nQueueEvent\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x1b\n\x05track\x18\x03 \x01(\x0b\x32\x0c.queue.Track\x12\x1b\n\x05queue\x18\x04 \x03(\x0b\x32\x0c.queue.Track\x12\x0e\n\x06length\x18\x05 \x01(\x05\x12!\n\x0bnow_playing\x18\x06 \x01(\x0b\x32\x0c.queue.Track\x12\'\n\x07playing\x18\x07 \x01(\x0b\x32\x16.queue.NowPlayingReply\x12!\n\x08settings\x18\x08 \x01(\x0b\x32\x0f.queue.Settings2\xdc\x05\n\x0cQueueService\x12.\n\x08\x41\x64\x64Track\x12\x0c.queue.Track\x1a\x14.queue.QueueResponse\x12\x33\n\x0bRemoveTrack\x12\x0e.queue.TrackId\x1a\x14.queue.QueueResponse\x12\x35\n\tVoteTrack\x12\x12.queue.VoteRequest\x1a\x14.queue.QueueResponse\x12*\n\x08GetQueue\x12\x0c.queue.Empty\x1a\x10.queue.QueueList\x12+\n\x0bGetMetadata\x12\x0e.queue.TrackId\x1a\x0c.queue.Track\x12&\n\x08PlayNext\x12\x0c.queue.Empty\x1a\x0c.queue.Track\x12,\n\nGetHistory\x12\x0c.queue.Empty\x1a\x10.queue.QueueList\x12\x32\n\nNowPlaying\x12\x0c.queue.Empty\x1a\x16.queue.NowPlayingReply\x12+\n\x05\x43lear\x12\x0c.queue.Empty\x1a\x14.queue.QueueResponse\x12*\n\x05Watch\x12\x0c.queue.Empty\x1a\x11.queue.QueueEvent0\x01\x12-\n\x05Pause\x12\x0c.queue.Empty\x1a\x16.queue.NowPlayingReply\x12.\n\x06Resume\x12\x0c.queue.Empty\x1a\x16.queue.NowPlayingReply\x12,\n\x04Skip\x12\x12.queue.SkipRequest\x1a\x10.queue.SkipReply\x12,\n\x0bGetSettings\x12\x0c.queue.Empty\x1a\x0f.queue.Settings\x12\x39\n\x0eUpdateSettings\x12\x16.queue.SettingsRequest\x1a\x0f.queue.Settingsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,21 +32,29 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'proto.queue_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_TRACK']._serialized_start=29
-  _globals['_TRACK']._serialized_end=163
-  _globals['_TRACKID']._serialized_start=165
-  _globals['_TRACKID']._serialized_end=200
-  _globals['_VOTEREQUEST']._serialized_start=202
-  _globals['_VOTEREQUEST']._serialized_end=268
-  _globals['_QUEUELIST']._serialized_start=270
-  _globals['_QUEUELIST']._serialized_end=343
-  _globals['_QUEUERESPONSE']._serialized_start=345
-  _globals['_QUEUERESPONSE']._serialized_end=468
-  _globals['_EMPTY']._serialized_start=470
-  _globals['_EMPTY']._serialized_end=522
-  _globals['_NOWPLAYINGREPLY']._serialized_start=524
-  _globals['_NOWPLAYINGREPLY']._serialized_end=570
-  _globals['_QUEUEEVENT']._serialized_start=573
-  _globals['_QUEUEEVENT']._serialized_end=725
-  _globals['_QUEUESERVICE']._serialized_start=728
-  _globals['_QUEUESERVICE']._serialized_end=1214
+  _globals['_TRACK']._serialized_end=215
+  _globals['_TRACKID']._serialized_start=217
+  _globals['_TRACKID']._serialized_end=252
+  _globals['_VOTEREQUEST']._serialized_start=254
+  _globals['_VOTEREQUEST']._serialized_end=320
+  _globals['_QUEUELIST']._serialized_start=322
+  _globals['_QUEUELIST']._serialized_end=395
+  _globals['_QUEUERESPONSE']._serialized_start=397
+  _globals['_QUEUERESPONSE']._serialized_end=520
+  _globals['_EMPTY']._serialized_start=522
+  _globals['_EMPTY']._serialized_end=600
+  _globals['_NOWPLAYINGREPLY']._serialized_start=603
+  _globals['_NOWPLAYINGREPLY']._serialized_end=802
+  _globals['_SKIPREQUEST']._serialized_start=804
+  _globals['_SKIPREQUEST']._serialized_end=846
+  _globals['_SKIPREPLY']._serialized_start=848
+  _globals['_SKIPREPLY']._serialized_end=921
+  _globals['_SETTINGS']._serialized_start=924
+  _globals['_SETTINGS']._serialized_end=1108
+  _globals['_SETTINGSREQUEST']._serialized_start=1110
+  _globals['_SETTINGSREQUEST']._serialized_end=1176
+  _globals['_QUEUEEVENT']._serialized_start=1179
+  _globals['_QUEUEEVENT']._serialized_end=1407
+  _globals['_QUEUESERVICE']._serialized_start=1410
+  _globals['_QUEUESERVICE']._serialized_end=2142
 # @@protoc_insertion_point(module_scope)

@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Track(_message.Message):
-    __slots__ = ("id", "title", "artist", "votes", "duration", "room", "added_at", "played_at")
+    __slots__ = ("id", "title", "artist", "votes", "duration", "room", "added_at", "played_at", "play_id", "skipped", "fallback")
     ID_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
     ARTIST_FIELD_NUMBER: _ClassVar[int]
@@ -16,6 +16,9 @@ class Track(_message.Message):
     ROOM_FIELD_NUMBER: _ClassVar[int]
     ADDED_AT_FIELD_NUMBER: _ClassVar[int]
     PLAYED_AT_FIELD_NUMBER: _ClassVar[int]
+    PLAY_ID_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    FALLBACK_FIELD_NUMBER: _ClassVar[int]
     id: str
     title: str
     artist: str
@@ -24,7 +27,10 @@ class Track(_message.Message):
     room: str
     added_at: int
     played_at: int
-    def __init__(self, id: _Optional[str] = ..., title: _Optional[str] = ..., artist: _Optional[str] = ..., votes: _Optional[int] = ..., duration: _Optional[int] = ..., room: _Optional[str] = ..., added_at: _Optional[int] = ..., played_at: _Optional[int] = ...) -> None: ...
+    play_id: int
+    skipped: bool
+    fallback: bool
+    def __init__(self, id: _Optional[str] = ..., title: _Optional[str] = ..., artist: _Optional[str] = ..., votes: _Optional[int] = ..., duration: _Optional[int] = ..., room: _Optional[str] = ..., added_at: _Optional[int] = ..., played_at: _Optional[int] = ..., play_id: _Optional[int] = ..., skipped: _Optional[bool] = ..., fallback: _Optional[bool] = ...) -> None: ...
 
 class TrackId(_message.Message):
     __slots__ = ("id", "room")
@@ -71,33 +77,91 @@ class QueueResponse(_message.Message):
     def __init__(self, message: _Optional[str] = ..., queue: _Optional[_Iterable[_Union[Track, _Mapping]]] = ..., track: _Optional[_Union[Track, _Mapping]] = ..., version: _Optional[int] = ..., length: _Optional[int] = ...) -> None: ...
 
 class Empty(_message.Message):
-    __slots__ = ("room", "limit", "offset")
+    __slots__ = ("room", "limit", "offset", "expected_play_id")
     ROOM_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_PLAY_ID_FIELD_NUMBER: _ClassVar[int]
     room: str
     limit: int
     offset: int
-    def __init__(self, room: _Optional[str] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
+    expected_play_id: int
+    def __init__(self, room: _Optional[str] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ..., expected_play_id: _Optional[int] = ...) -> None: ...
 
 class NowPlayingReply(_message.Message):
-    __slots__ = ("track",)
+    __slots__ = ("track", "play_id", "started_at", "ends_at", "paused", "position", "skip_votes", "skip_threshold", "server_time")
     TRACK_FIELD_NUMBER: _ClassVar[int]
+    PLAY_ID_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    ENDS_AT_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    SKIP_VOTES_FIELD_NUMBER: _ClassVar[int]
+    SKIP_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    SERVER_TIME_FIELD_NUMBER: _ClassVar[int]
     track: Track
-    def __init__(self, track: _Optional[_Union[Track, _Mapping]] = ...) -> None: ...
+    play_id: int
+    started_at: int
+    ends_at: int
+    paused: bool
+    position: float
+    skip_votes: int
+    skip_threshold: int
+    server_time: int
+    def __init__(self, track: _Optional[_Union[Track, _Mapping]] = ..., play_id: _Optional[int] = ..., started_at: _Optional[int] = ..., ends_at: _Optional[int] = ..., paused: _Optional[bool] = ..., position: _Optional[float] = ..., skip_votes: _Optional[int] = ..., skip_threshold: _Optional[int] = ..., server_time: _Optional[int] = ...) -> None: ...
+
+class SkipRequest(_message.Message):
+    __slots__ = ("room", "voter")
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    VOTER_FIELD_NUMBER: _ClassVar[int]
+    room: str
+    voter: str
+    def __init__(self, room: _Optional[str] = ..., voter: _Optional[str] = ...) -> None: ...
+
+class SkipReply(_message.Message):
+    __slots__ = ("skipped", "now_playing")
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    NOW_PLAYING_FIELD_NUMBER: _ClassVar[int]
+    skipped: bool
+    now_playing: NowPlayingReply
+    def __init__(self, skipped: _Optional[bool] = ..., now_playing: _Optional[_Union[NowPlayingReply, _Mapping]] = ...) -> None: ...
+
+class Settings(_message.Message):
+    __slots__ = ("autoplay", "skip_threshold", "fallback", "no_repeat_minutes")
+    AUTOPLAY_FIELD_NUMBER: _ClassVar[int]
+    SKIP_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    FALLBACK_FIELD_NUMBER: _ClassVar[int]
+    NO_REPEAT_MINUTES_FIELD_NUMBER: _ClassVar[int]
+    autoplay: bool
+    skip_threshold: int
+    fallback: str
+    no_repeat_minutes: int
+    def __init__(self, autoplay: _Optional[bool] = ..., skip_threshold: _Optional[int] = ..., fallback: _Optional[str] = ..., no_repeat_minutes: _Optional[int] = ...) -> None: ...
+
+class SettingsRequest(_message.Message):
+    __slots__ = ("room", "settings")
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
+    room: str
+    settings: Settings
+    def __init__(self, room: _Optional[str] = ..., settings: _Optional[_Union[Settings, _Mapping]] = ...) -> None: ...
 
 class QueueEvent(_message.Message):
-    __slots__ = ("type", "version", "track", "queue", "length", "now_playing")
+    __slots__ = ("type", "version", "track", "queue", "length", "now_playing", "playing", "settings")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     TRACK_FIELD_NUMBER: _ClassVar[int]
     QUEUE_FIELD_NUMBER: _ClassVar[int]
     LENGTH_FIELD_NUMBER: _ClassVar[int]
     NOW_PLAYING_FIELD_NUMBER: _ClassVar[int]
+    PLAYING_FIELD_NUMBER: _ClassVar[int]
+    SETTINGS_FIELD_NUMBER: _ClassVar[int]
     type: str
     version: int
     track: Track
     queue: _containers.RepeatedCompositeFieldContainer[Track]
     length: int
     now_playing: Track
-    def __init__(self, type: _Optional[str] = ..., version: _Optional[int] = ..., track: _Optional[_Union[Track, _Mapping]] = ..., queue: _Optional[_Iterable[_Union[Track, _Mapping]]] = ..., length: _Optional[int] = ..., now_playing: _Optional[_Union[Track, _Mapping]] = ...) -> None: ...
+    playing: NowPlayingReply
+    settings: Settings
+    def __init__(self, type: _Optional[str] = ..., version: _Optional[int] = ..., track: _Optional[_Union[Track, _Mapping]] = ..., queue: _Optional[_Iterable[_Union[Track, _Mapping]]] = ..., length: _Optional[int] = ..., now_playing: _Optional[_Union[Track, _Mapping]] = ..., playing: _Optional[_Union[NowPlayingReply, _Mapping]] = ..., settings: _Optional[_Union[Settings, _Mapping]] = ...) -> None: ...

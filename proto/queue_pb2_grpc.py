@@ -84,6 +84,31 @@ class QueueServiceStub:
                 request_serializer=proto_dot_queue__pb2.Empty.SerializeToString,
                 response_deserializer=proto_dot_queue__pb2.QueueEvent.FromString,
                 _registered_method=True)
+        self.Pause = channel.unary_unary(
+                '/queue.QueueService/Pause',
+                request_serializer=proto_dot_queue__pb2.Empty.SerializeToString,
+                response_deserializer=proto_dot_queue__pb2.NowPlayingReply.FromString,
+                _registered_method=True)
+        self.Resume = channel.unary_unary(
+                '/queue.QueueService/Resume',
+                request_serializer=proto_dot_queue__pb2.Empty.SerializeToString,
+                response_deserializer=proto_dot_queue__pb2.NowPlayingReply.FromString,
+                _registered_method=True)
+        self.Skip = channel.unary_unary(
+                '/queue.QueueService/Skip',
+                request_serializer=proto_dot_queue__pb2.SkipRequest.SerializeToString,
+                response_deserializer=proto_dot_queue__pb2.SkipReply.FromString,
+                _registered_method=True)
+        self.GetSettings = channel.unary_unary(
+                '/queue.QueueService/GetSettings',
+                request_serializer=proto_dot_queue__pb2.Empty.SerializeToString,
+                response_deserializer=proto_dot_queue__pb2.Settings.FromString,
+                _registered_method=True)
+        self.UpdateSettings = channel.unary_unary(
+                '/queue.QueueService/UpdateSettings',
+                request_serializer=proto_dot_queue__pb2.SettingsRequest.SerializeToString,
+                response_deserializer=proto_dot_queue__pb2.Settings.FromString,
+                _registered_method=True)
 
 
 class QueueServiceServicer:
@@ -152,6 +177,41 @@ class QueueServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Pause(self, request, context):
+        """Playback (see PlayNext's Empty.expected_play_id for its compare-and-set form).
+        host: stop the clock
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Resume(self, request, context):
+        """host: restart it where it stopped
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Skip(self, request, context):
+        """a vote to skip, once per voter per play
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSettings(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateSettings(self, request, context):
+        """host
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_QueueServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -204,6 +264,31 @@ def add_QueueServiceServicer_to_server(servicer, server):
                     servicer.Watch,
                     request_deserializer=proto_dot_queue__pb2.Empty.FromString,
                     response_serializer=proto_dot_queue__pb2.QueueEvent.SerializeToString,
+            ),
+            'Pause': grpc.unary_unary_rpc_method_handler(
+                    servicer.Pause,
+                    request_deserializer=proto_dot_queue__pb2.Empty.FromString,
+                    response_serializer=proto_dot_queue__pb2.NowPlayingReply.SerializeToString,
+            ),
+            'Resume': grpc.unary_unary_rpc_method_handler(
+                    servicer.Resume,
+                    request_deserializer=proto_dot_queue__pb2.Empty.FromString,
+                    response_serializer=proto_dot_queue__pb2.NowPlayingReply.SerializeToString,
+            ),
+            'Skip': grpc.unary_unary_rpc_method_handler(
+                    servicer.Skip,
+                    request_deserializer=proto_dot_queue__pb2.SkipRequest.FromString,
+                    response_serializer=proto_dot_queue__pb2.SkipReply.SerializeToString,
+            ),
+            'GetSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSettings,
+                    request_deserializer=proto_dot_queue__pb2.Empty.FromString,
+                    response_serializer=proto_dot_queue__pb2.Settings.SerializeToString,
+            ),
+            'UpdateSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateSettings,
+                    request_deserializer=proto_dot_queue__pb2.SettingsRequest.FromString,
+                    response_serializer=proto_dot_queue__pb2.Settings.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -476,6 +561,141 @@ class QueueService:
             '/queue.QueueService/Watch',
             proto_dot_queue__pb2.Empty.SerializeToString,
             proto_dot_queue__pb2.QueueEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Pause(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/queue.QueueService/Pause',
+            proto_dot_queue__pb2.Empty.SerializeToString,
+            proto_dot_queue__pb2.NowPlayingReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Resume(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/queue.QueueService/Resume',
+            proto_dot_queue__pb2.Empty.SerializeToString,
+            proto_dot_queue__pb2.NowPlayingReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Skip(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/queue.QueueService/Skip',
+            proto_dot_queue__pb2.SkipRequest.SerializeToString,
+            proto_dot_queue__pb2.SkipReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/queue.QueueService/GetSettings',
+            proto_dot_queue__pb2.Empty.SerializeToString,
+            proto_dot_queue__pb2.Settings.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/queue.QueueService/UpdateSettings',
+            proto_dot_queue__pb2.SettingsRequest.SerializeToString,
+            proto_dot_queue__pb2.Settings.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,7 +1,8 @@
 """The REST node: a bare Starlette app over the shared queue core.
 
 ``create_app(settings)`` builds it; the lifespan opens the node's Redis connection and its
-live rooms and hands them, with the settings, to every request as state.
+live rooms and the schedule that moves rooms with autoplay on (``shared.playback``), and
+hands them, with the settings, to every request as state.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from starlette.middleware import Middleware
 from shared import errors, store
 from shared.config import Settings
 from shared.live import Live
+from shared.playback import Playback, Schedule
 from shared.queue import Queue
 
 from .http import http_error, queue_error, server_error
@@ -34,12 +36,17 @@ def create_app(settings: Settings) -> Starlette:
         redis = store.connect(settings)
         queue = Queue(redis, settings)
         live = Live(redis, queue.placed_snapshot)
+        playback = Playback(queue, redis, settings)
+        schedule = Schedule(playback, settings.node_id)
         drain.callbacks.append(live.end_all)
         await store.prepare(redis)
+        schedule.start()
         try:
-            yield {"queue": queue, "redis": redis, "live": live, "settings": settings}
+            yield {"queue": queue, "redis": redis, "live": live, "settings": settings,
+                   "playback": playback}
         finally:
             drain.callbacks.remove(live.end_all)
+            await schedule.close()
             await live.close()
             await redis.aclose()
 

@@ -104,19 +104,6 @@ async def metadata(request: Request) -> Response:
     return JSONResponse(track_bytes(await queue_of(request).metadata(room_of(request), track_id)))
 
 
-async def play_next(request: Request) -> Response:
-    require_host(request)
-    head_of(request)  # checked like any write's, though the answer is the track alone
-    change = await queue_of(request).play_next(
-        room_of(request), head=0, idempotency_key=idempotency_key(request))
-    return JSONResponse(b'{"now_playing":%s}' % track_bytes(change.track))
-
-
-async def now_playing(request: Request) -> Response:
-    track = await queue_of(request).now_playing(room_of(request))
-    return JSONResponse(b'{"now_playing":%s}' % track_bytes(track))
-
-
 async def history(request: Request) -> Response:
     offset, limit = page_of(request)
     tracks = await queue_of(request).history(room_of(request), offset, limit)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 import orjson
 from starlette.exceptions import HTTPException
@@ -12,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from shared import errors, validation
-from shared.model import Track, iso_time
+from shared.model import NowPlaying, Track, iso_time
 
 log = logging.getLogger("rest")
 
@@ -34,6 +35,10 @@ STATUS = {
     errors.AdminTokenMissing: 401,
     errors.AdminTokenWrong: 403,
     errors.StoreUnavailable: 503,
+    errors.RecentlyPlayed: 409,
+    errors.PlayChanged: 412,
+    errors.NothingPlaying: 409,
+    errors.SkippingOff: 409,
     BodyTooLarge: 413,
 }
 
@@ -65,6 +70,8 @@ async def queue_error(request: Request, exc: Exception) -> Response:
         headers = {"Retry-After": "1"}
     elif status == 401:
         headers = {"WWW-Authenticate": 'Bearer realm="music-queue"'}
+    elif isinstance(exc, errors.PlayChanged):  # what is current instead
+        return JSONResponse({"detail": exc.detail, "now_playing": now_json(exc.now)}, 412)
     return error_response(status, exc.detail, headers)
 
 
@@ -189,4 +196,28 @@ def track_json(track: Track) -> dict:
     }
     if track.played_at is not None:
         out["played_at"] = iso_time(track.played_at)
+    if track.play_id is not None:
+        out["play_id"] = track.play_id
+    if track.skipped:
+        out["skipped"] = True
+    if track.fallback:
+        out["fallback"] = True
     return out
+
+
+def now_json(now: NowPlaying | None) -> dict[str, Any] | None:
+    """What plays now, with its clock at Redis's time of the read or change."""
+    if now is None:
+        return None
+    track, clock = now.track, now.clock
+    ends = clock.ends_at(track.duration)
+    return {**track_json(track), "play_id": clock.play_id,
+            "started_at": iso_time(clock.started),
+            "ends_at": None if ends is None else iso_time(ends), "paused": clock.paused,
+            "position": clock.position_ms(track.duration) / 1000,
+            "skip_votes": clock.skips, "skip_threshold": clock.skip_threshold,
+            "fallback": track.fallback}
+
+
+def now_bytes(now: NowPlaying | None) -> bytes:
+    return dumps(now_json(now))

@@ -1,33 +1,35 @@
 """Server-Sent Events: GET /events (and /rooms/{room}/events), rendering
 ``shared.live.follow``.
 
-The stream opens with ``retry:`` and a snapshot of the room (queue head, now playing,
-version), then carries one event per change, each with the room's version as its id, and a
-comment line every SSE_HEARTBEAT_MS (10 s; at most 15 s) so that proxies and browsers keep
-it open. A client that reconnects with ``Last-Event-ID`` gets a fresh snapshot if the room
-changed meanwhile, and none if it did not. Each event is encoded once per node, however
-many streams carry it.
+The stream opens with ``retry:`` and a snapshot of the room (queue head, now playing with
+its clock, settings, version and Redis's time), then carries one event per change, each
+with the room's version as its id, and a comment line every SSE_HEARTBEAT_MS (10 s; at
+most 15 s) so that proxies and browsers keep it open. A client that reconnects with
+``Last-Event-ID`` gets a fresh snapshot if the room changed meanwhile, and none if it did
+not. Each event is encoded once per node, however many streams carry it.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncGenerator, AsyncIterator
 
 from shared.live import Event, Live, follow
 from shared.model import Snapshot, iso_time
+from shared.settings import effective
 
-from .http import track_bytes, tracks_bytes
+from .http import dumps, now_bytes, track_bytes, tracks_bytes
 
+PLAYBACK = ("play", "pause", "resume", "skip")  # changes that carry now playing
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def snapshot_frame(snapshot: Snapshot) -> bytes:
     v = snapshot.version
     return (b'id: %d\nevent: snapshot\ndata: {"type":"snapshot","version":%d,"length":%d,'
-            b'"queue":%s,"now_playing":%s,"server_time":"%s"}\n\n'
+            b'"queue":%s,"now_playing":%s,"settings":%s,"server_time":"%s"}\n\n'
             % (v, v, snapshot.length, tracks_bytes(snapshot.head),
-               track_bytes(snapshot.now_playing), iso_time(int(time.time() * 1000)).encode()))
+               now_bytes(snapshot.now_playing), dumps(effective(snapshot.settings)),
+               iso_time(snapshot.time).encode()))
 
 
 def event_frame(event: Event) -> bytes:
@@ -36,8 +38,12 @@ def event_frame(event: Event) -> bytes:
     extra = b""
     if change.track is not None:
         extra = b',"track":%s' % track_bytes(change.track)
-        if change.kind == "play":
-            extra += b',"now_playing":%s' % track_bytes(change.track)
+    if change.kind in PLAYBACK:
+        extra += b',"now_playing":%s' % now_bytes(change.now)
+        if change.now is not None:
+            extra += b',"server_time":"%s"' % iso_time(change.now.clock.now).encode()
+    elif change.settings is not None:
+        extra += b',"settings":%s' % dumps(effective(change.settings))
     return (b'id: %d\nevent: %s\ndata: {"type":"%s","version":%d,"length":%d,"queue":%s%s}\n\n'
             % (v, kind, kind, v, change.length, tracks_bytes(change.head), extra))
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from shared import settings as room_settings
 from shared import validation as v
 
 if TYPE_CHECKING:
@@ -43,6 +44,10 @@ SCHEMAS: dict[str, Schema] = {
             "added_at": {"type": "string", "format": "date-time"},
             "played_at": {"type": "string", "format": "date-time",
                           "description": "Only on tracks that were played."},
+            "play_id": {"type": "integer", "description": "Played tracks: their play."},
+            "skipped": {"type": "boolean", "description": "In the history: skipped by votes."},
+            "fallback": {"type": "boolean",
+                         "description": "In the history: a replay (the queue was empty)."},
         },
     },
     "NewTrack": {
@@ -70,8 +75,43 @@ SCHEMAS: dict[str, Schema] = {
                                      "?head= says)."},
         },
     },
-    "NowPlaying": {"type": "object", "properties": {
-        "now_playing": {"oneOf": [ref("Track"), {"type": "null"}]}}},
+    "NowPlaying": {"type": "object", "properties": {"now_playing": {"oneOf": [{
+        "allOf": [ref("Track"), ref("Clock")]}, {"type": "null"}]}}},
+    "Clock": {
+        "type": "object",
+        "description": "The clock of now playing, kept by Redis.",
+        "properties": {
+            "play_id": {"type": "integer", "description": "Grows with every play in the room."},
+            "started_at": {"type": "string", "format": "date-time"},
+            "ends_at": {"type": ["string", "null"], "format": "date-time",
+                        "description": "null while paused or when the duration is 0"},
+            "paused": {"type": "boolean"},
+            "position": {"type": "number", "description": "Seconds played."},
+            "skip_votes": {"type": "integer"},
+            "skip_threshold": {"type": "integer", "description": "0: skipping is off"},
+            "fallback": {"type": "boolean",
+                         "description": "A replay from the history (the queue was empty)."},
+        },
+    },
+    "SkipResult": {"type": "object", "properties": {
+        "message": {"type": "string"}, "skipped": {"type": "boolean"},
+        "now_playing": {"oneOf": [{"allOf": [ref("Track"), ref("Clock")]},
+                                  {"type": "null"}]}}},
+    "VoterBody": {"type": "object", "properties": {
+        "voter": {"type": "string", "minLength": 1, "maxLength": v.MAX_VOTER}}},
+    "Settings": {
+        "type": "object",
+        "description": "A room's settings; a PATCH gives some of them, unknown names or bad "
+                       "values are 422 naming the field.",
+        "properties": {name: ({"type": "boolean"} if rule.kind == "bool" else
+                              {"type": "integer", "minimum": 0, "maximum": v.MAX_PAGE}
+                              if rule.kind == "int" else
+                              {"type": "string", "enum": list(rule.choices)})
+                       | {"default": rule.default, "description": rule.about}
+                       for name, rule in room_settings.RULES.items()},
+        "additionalProperties": False,
+        "example": {"autoplay": True, "skip_threshold": 3},
+    },
     "Message": {"type": "object", "properties": {"message": {"type": "string"}}},
     "Status": {"type": "object", "properties": {"status": {"type": "string"},
                                                 "node": {"type": "string"}}},
@@ -86,7 +126,9 @@ ERRORS = {
     "401": "Host token missing (only when ADMIN_TOKEN is set)",
     "403": "Host token wrong",
     "404": "Unknown track",
-    "409": "Conflict: duplicate id, empty queue or full queue",
+    "409": "Conflict: duplicate id, empty or full queue, a recent repeat, nothing playing, "
+           "skipping off",
+    "412": "If-Match names a play that is no longer current; the body has now_playing",
     "413": f"Body over {v.MAX_BODY // 1024} KiB",
     "422": "A value out of its rules; the detail names the field",
     "503": "Redis unreachable; retry after the Retry-After seconds",

@@ -18,7 +18,7 @@ from starlette.types import Receive, Scope, Send
 
 from shared import validation as v
 
-from . import endpoints, pages
+from . import endpoints, pages, playback
 from .openapi import ID, ref
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -97,10 +97,35 @@ ENDPOINTS = (
              "A queued, playing or played track",
              ({"name": "track_id", "in": "path", "required": True, "schema": ID,
                "example": 123},), success=ref("Track"), errors="404 422 503"),
-    Endpoint("/play_next", "POST", endpoints.play_next, "Play the first track (host)", WRITE,
+    Endpoint("/play_next", "POST", playback.play_next,
+             "Play the next track (host); with If-Match, only while that play is current",
+             (*WRITE, header("If-Match", {"type": "string"},
+                             'The play id of now playing, quoted ("12"): the play moves on '
+                             "only while that play is still the current one, else 412 with "
+                             "what is current. Any number of players reporting the end of "
+                             "the same play cause one advance.")),
+             success=ref("NowPlaying"), errors="400 401 403 409 412 503", host=True),
+    Endpoint("/now_playing", "GET", playback.now_playing,
+             "The track playing now with its clock, or null", success=ref("NowPlaying"),
+             errors="503"),
+    Endpoint("/pause", "POST", playback.pause, "Stop the clock of now playing (host)",
+             (IDEMPOTENCY,), success=ref("NowPlaying"), errors="401 403 409 503", host=True),
+    Endpoint("/resume", "POST", playback.resume,
+             "Restart the clock where it stopped (host)", (IDEMPOTENCY,),
              success=ref("NowPlaying"), errors="401 403 409 503", host=True),
-    Endpoint("/now_playing", "GET", endpoints.now_playing, "The track playing now, or null",
-             success=ref("NowPlaying"), errors="503"),
+    Endpoint("/skip", "POST", playback.skip,
+             "Vote to skip now playing, once per voter per play; at the room's "
+             "skip_threshold the next track plays",
+             (query("voter", {"type": "string", "maxLength": v.MAX_VOTER},
+                    "Who votes (required; the body may carry it instead).", "ann"),
+              IDEMPOTENCY), "VoterBody", body_required=False, success=ref("SkipResult"),
+             errors="400 409 413 422 503"),
+    Endpoint("/settings", "GET", playback.get_settings, "The room's settings",
+             success=ref("Settings"), errors="422 503"),
+    Endpoint("/settings", "PATCH", playback.patch_settings,
+             "Change some of the room's settings (host); answers all of them",
+             (IDEMPOTENCY,), "Settings", success=ref("Settings"),
+             errors="400 401 403 413 422 503", host=True),
     Endpoint("/history", "GET", endpoints.history, "Played tracks, newest first", PAGE,
              success=TRACKS, errors="400 422 503"),
     Endpoint("/clear", "POST", endpoints.clear,
@@ -108,8 +133,9 @@ ENDPOINTS = (
              success=ref("Message"), errors="401 403 503", host=True),
     Endpoint("/events", "GET", endpoints.events,
              "Live changes as Server-Sent Events: a snapshot, then one event per change (add, "
-             "remove, vote, play, clear), each with the room version as its id; a reconnect "
-             "with Last-Event-ID gets a fresh snapshot only if it missed anything",
+             "remove, vote, play, pause, resume, skip, settings, clear), each with the room "
+             "version as its id; a reconnect with Last-Event-ID gets a fresh snapshot only "
+             "if it missed anything",
              (header("Last-Event-ID", {"type": "integer"}, "The last version this client saw."),),
              success={"description": "OK", "content": {"text/event-stream": {
                  "schema": {"type": "string"}}}}, errors="503"),
@@ -136,25 +162,26 @@ ENDPOINTS = (
 
 
 class Router(routing.Router):
-    """Starlette's router with a dictionary in front of its list of routes: a path without
-    parameters, or ``/rooms/{room}/<one of them>``, is found in one lookup instead of a
+    """Starlette's router with a dictionary in front of its list of routes: a method and a
+    path without parameters, or ``/rooms/{room}/<one of them>``, is found in one lookup instead of a
     regular expression per route (a tenth of a request's routing time in a profile);
     anything else, and every miss, goes through Starlette's own matching."""
 
     def __init__(self, routes: list[Route], lifespan: Any) -> None:
         super().__init__(routes, lifespan=lifespan)
-        self.fixed = {r.path: r for r in routes if "{" not in r.path}
-        self.in_room = {r.path[len(ROOM):]: r for r in routes
+        self.fixed = {(m, r.path): r for r in routes for m in r.methods or ()
+                      if "{" not in r.path}
+        self.in_room = {(m, r.path[len(ROOM):]): r for r in routes for m in r.methods or ()
                         if r.path.startswith(ROOM + "/") and "{" not in r.path[len(ROOM):]}
 
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            path = get_route_path(scope)
-            route, params = self.fixed.get(path), {}
+            path, method = get_route_path(scope), scope["method"]
+            route, params = self.fixed.get((method, path)), {}
             if route is None and path.startswith("/rooms/"):
                 room, slash, rest = path[7:].partition("/")
                 if slash and room:
-                    route, params = self.in_room.get("/" + rest), {"room": room}
+                    route, params = self.in_room.get((method, "/" + rest)), {"room": room}
             if route is not None:
                 scope["router"] = self
                 scope["route"] = route

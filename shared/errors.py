@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .model import NowPlaying
+
 
 class QueueError(Exception):
     """Base of every error a client can cause or be told about."""
@@ -44,6 +49,35 @@ class QueueFull(QueueError):
     def __init__(self, limit: int):
         super().__init__(f"the queue is full ({limit} tracks): play or remove tracks first")
         self.limit = limit
+
+
+class RecentlyPlayed(QueueError):
+    """The room refuses repeats (no_repeat_minutes) and this track was played lately."""
+
+    def __init__(self, track_id: str, until_ms: int):
+        from .model import iso_time
+
+        super().__init__(f"track {track_id!r} was played less than the room's no-repeat time "
+                         f"ago: it may be added again from {iso_time(until_ms)}")
+        self.track_id, self.until_ms = track_id, until_ms
+
+
+class PlayChanged(QueueError):
+    """A compare-and-set play next named a play that is no longer the current one."""
+
+    def __init__(self, now: NowPlaying | None):
+        super().__init__("that play is no longer the current one: nothing was changed")
+        self.now = now  # what is current instead
+
+
+class NothingPlaying(QueueError):
+    def __init__(self) -> None:
+        super().__init__("nothing is playing: play a track first")
+
+
+class SkippingOff(QueueError):
+    def __init__(self) -> None:
+        super().__init__("skipping is off in this room (its skip_threshold is 0)")
 
 
 class IdempotencyKeyReused(QueueError):

@@ -32,13 +32,17 @@ def name(function: str) -> str:
 
 ADD, REMOVE, VOTE, PLAY_NEXT, CLEAR, METADATA = map(
     name, ("add", "remove", "vote", "play_next", "clear", "metadata"))
+ADVANCE_DUE, SKIP, PAUSE, RESUME, CONFIGURE, NOW_PLAYING, DUE, SETTLE = map(
+    name, ("advance_due", "skip", "pause", "resume", "configure", "now_playing", "due",
+           "settle"))
+PLAYBACK = ("ballots", "voted", "playing", "history", "played", "plays", "skips", "settings")
 
 # The room keys each write takes after queue, tracks, version and its idempotency key,
 # in queue.lua's order (passing fewer keys costs Redis less).
 EXTRA_KEYS: dict[str, tuple[str, ...]] = {
-    ADD: ("seq",),
+    ADD: ("seq", "played", "settings", "playing"),
     VOTE: ("ballots", "voted"),
     REMOVE: ("ballots", "voted"),
-    PLAY_NEXT: ("ballots", "voted", "now", "history", "played"),
-    CLEAR: ("ballots", "voted", "now", "history", "played"),
+    **{f: PLAYBACK for f in (PLAY_NEXT, ADVANCE_DUE, SKIP, PAUSE, RESUME, CONFIGURE, CLEAR)},
 }
+NOW_KEYS = ("playing", "skips", "settings")  # now_playing's KEYS

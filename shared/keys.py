@@ -17,13 +17,16 @@ PREFIX = "mq"
 class RoomKeys(NamedTuple):
     queue: str  # zset: score -votes, member <12-digit add seq><id>; play order
     tracks: str  # hash: id -> "<seq>\x1f<title>\x1f<artist>\x1f<duration>\x1f<added_at>"
-    now: str  # string: the now-playing entry
+    playing: str  # hash: the now-playing entry and its clock (play_id, started, resumed...)
     history: str  # list: played entries, newest first
     played: str  # hash: id -> its newest history entry (metadata lookups)
     ballots: str  # hash: <seq><voter> -> 1 or -1, per-voter ballots of queued tracks
     voted: str  # zset, scores 0: <seq><voter>, so that a track's ballots are one range
     seq: str  # counter: add sequence numbers
     version: str  # counter: bumped by every change of the room
+    plays: str  # counter: play ids
+    skips: str  # set: who voted to skip the current play
+    settings: str  # hash: the room's settings (autoplay, skip_threshold, ...)
 
 
 def _tag(room: str) -> str:
@@ -45,6 +48,11 @@ def some(room: str, names: tuple[str, ...]) -> tuple[str, ...]:
 
 def idempotency_key(room: str, key: str) -> str:
     return f"{_tag(room)}idem:{key}"
+
+
+SCHEDULE = f"{PREFIX}:{{schedule}}:due"  # zset: room -> when its playback moves on (ms)
+AUTOPLAY = f"{PREFIX}:{{schedule}}:autoplay"  # set: rooms with autoplay on
+SWEEPER = f"{PREFIX}:{{schedule}}:sweeper"  # string: the node sweeping the autoplay rooms
 
 
 def events_channel(room: str) -> str:

@@ -22,15 +22,17 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import dataclasses
 import logging
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from . import keys, store
 from .errors import StoreUnavailable
 from .functions import EVENT_HEAD
-from .model import Change, Snapshot, Track
-from .queue import Placed, Reply, decode_event
+from .model import Change, NowPlaying, Snapshot, Track
+from .replies import Placed, Reply, decode_event
 from .store.client import Client
 
 log = logging.getLogger("events")
@@ -61,16 +63,27 @@ class Event:
 
 
 class View:
-    """A room's head as a node keeps it: the version it is at, and its tracks in play
-    order with their places."""
+    """A room as a node keeps it: the version it is at, its head in play order with the
+    places of its tracks, what plays now with its clock, and the room's settings."""
 
     def __init__(self, snapshot: Snapshot, entries: list[Placed]):
         self.version, self.length = snapshot.version, snapshot.length
-        self.now = snapshot.now_playing
+        self.now, self.settings = snapshot.now_playing, snapshot.settings
         self.entries = entries
+        self._timed(snapshot.time)
+
+    def _timed(self, redis_ms: int) -> None:
+        self.time, self.timed_at = redis_ms, time.monotonic()
 
     def snapshot(self) -> Snapshot:
-        return Snapshot(self.version, self.length, self.now, self.head())
+        """The room as the node has it, at Redis's time now: the time of the last read or
+        change plus what this node's monotonic clock says has passed since (an interval,
+        never the node's wall clock)."""
+        now = self.time + int((time.monotonic() - self.timed_at) * 1000)
+        playing = self.now
+        if playing is not None:
+            playing = NowPlaying(playing.track, dataclasses.replace(playing.clock, now=now))
+        return Snapshot(self.version, self.length, playing, self.head(), self.settings, now)
 
     def head(self) -> list[Track]:
         return [entry.track for entry in self.entries]
@@ -80,15 +93,24 @@ class View:
         caller takes a fresh snapshot)."""
         change = reply.change
         entries = self.entries
-        if change.kind == "clear":
+        kind = change.kind
+        if kind == "clear":
             entries.clear()
             self.now = None
-        elif change.track is not None:
-            entries[:] = [e for e in entries if e.track.id != change.track.id]
-            if reply.placed is not None and change.kind != "remove":
+        elif reply.placed is not None:  # an add, vote or remove
+            entries[:] = [e for e in entries if e.member != reply.placed.member]
+            if kind != "remove":
                 bisect.insort(entries, reply.placed, key=_order)
-            if change.kind == "play":
-                self.now = change.track
+        elif kind == "play":
+            if change.now is not None and entries and entries[0].track.id == change.now.track.id:
+                del entries[0]  # the first track is what plays now (unless a fallback)
+            self.now = change.now
+        elif kind in ("pause", "resume", "skip"):
+            self.now = change.now
+        elif kind == "settings" and change.settings is not None:
+            self.settings = change.settings
+        if change.now is not None:
+            self._timed(change.now.clock.now)
         edge = reply.edge
         if edge is not None:
             cut = _order(edge)
@@ -254,14 +276,17 @@ class Live:
                 self._resync(feed)
 
     def _resync(self, feed: Feed) -> None:
-        """Read the room again, then tell its listeners to take the new snapshot."""
+        """Tell the room's listeners to take a fresh snapshot, and read the room again.
+        They are told at once, ahead of any event of the new view: told after the read,
+        a listener could be handed the new view's first events before it knew that the
+        ones in between were lost."""
         feed.view = None
+        for listener in feed.listeners:
+            listener.push(RESYNC)
 
         async def again() -> None:
             with contextlib.suppress(StoreUnavailable):
                 await self.fresh(feed.room)
-                for listener in feed.listeners:
-                    listener.push(RESYNC)
 
         asyncio.ensure_future(again())
 
@@ -281,6 +306,11 @@ async def follow(live: Live, room: str, idle: float | None = None
                 snapshot = await live.fresh(room)
                 version = snapshot.version
                 yield snapshot
-            elif isinstance(item, Event) and item.change.version > version:
+            elif isinstance(item, Event) and item.change.version == version + 1:
                 version = item.change.version
                 yield item
+            elif isinstance(item, Event) and item.change.version > version:
+                # a gap (the node's view was read again meanwhile): never skip silently
+                snapshot = await live.fresh(room)
+                version = snapshot.version
+                yield snapshot

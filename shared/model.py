@@ -5,7 +5,8 @@ Records are joined with the unit separator (\\x1f), which validation keeps out o
 stored field, so a split is all a decode needs:
 
     queued  (tracks hash value):  seq, title, artist, duration, added_at
-    played  (now / history):      id, title, artist, duration, added_at, votes, played_at
+    played  (now / history):      id, title, artist, duration, added_at, votes, played_at,
+                                  play_id, flags (s: skipped, f: a fallback replay)
 
 Times are Unix milliseconds from Redis's clock, so every node agrees on them.
 """
@@ -34,6 +35,9 @@ class Track:
     votes: int = 0
     added_at: int = 0
     played_at: int | None = None
+    play_id: int | None = None
+    skipped: bool = False
+    fallback: bool = False
     rendered: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
@@ -46,9 +50,10 @@ def queued_track(track_id: str, score: str, record: str) -> Track:
 
 @lru_cache(maxsize=2048)
 def played_track(record: str) -> Track:
-    track_id, title, artist, duration, added_at, votes, played_at = record.split(SEP)
+    track_id, title, artist, duration, added_at, votes, played_at, *more = record.split(SEP)
+    play_id, flags = (int(more[0]), more[1]) if more else (None, "")
     return Track(track_id, title, artist, int(duration), int(votes), int(added_at),
-                 int(played_at))
+                 int(played_at), play_id, "s" in flags, "f" in flags)
 
 
 def _int(score: str) -> int:
@@ -65,6 +70,50 @@ def iso_time(ms: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
 
 
+@dataclass(frozen=True, slots=True)
+class Clock:
+    """The clock of the play now on, as Redis keeps it: when it started, when its running
+    stretch began (``resumed``) and how long it had run before (``elapsed``, ms), whether
+    it is paused; the skip votes it has and the room's threshold; Redis's time when read
+    (``now``), so that position and end need no node's clock."""
+
+    play_id: int
+    started: int
+    resumed: int
+    elapsed: int
+    paused: bool
+    skips: int
+    skip_threshold: int
+    autoplay: bool
+    now: int
+
+    @classmethod
+    def parse(cls, text: str) -> Clock:
+        v = [int(x) for x in text.split(SEP)]
+        return cls(v[0], v[1], v[2], v[3], bool(v[4]), v[5], v[6], bool(v[7]), v[8])
+
+    def position_ms(self, duration_s: int) -> int:
+        """How far the play has got at ``now`` (never past its end when known)."""
+        run = self.elapsed + (0 if self.paused else self.now - self.resumed)
+        return min(run, duration_s * 1000) if duration_s else run
+
+    def ends_at(self, duration_s: int) -> int | None:
+        """When the play ends by Redis's clock; None while paused or of unknown length."""
+        if self.paused or not duration_s:
+            return None
+        return self.resumed + duration_s * 1000 - self.elapsed
+
+
+@dataclass(frozen=True, slots=True)
+class NowPlaying:
+    track: Track
+    clock: Clock
+
+
+def now_playing(entry: str, clock: str) -> NowPlaying | None:
+    return NowPlaying(played_track(entry), Clock.parse(clock)) if entry else None
+
+
 @dataclass(slots=True)
 class Change:
     """The outcome of a write: the room's new version and queue length, the track the
@@ -75,6 +124,8 @@ class Change:
     length: int
     track: Track | None
     head: list[Track] = field(default_factory=list)
+    now: NowPlaying | None = None  # after a play, pause, resume or skip
+    settings: dict[str, str] | None = None  # after a change of settings
 
 
 @dataclass(slots=True)
@@ -90,5 +141,7 @@ class Snapshot:
 
     version: int
     length: int
-    now_playing: Track | None
+    now_playing: NowPlaying | None
     head: list[Track]
+    settings: dict[str, str] = field(default_factory=dict)
+    time: int = 0  # Redis's, in ms

@@ -16,70 +16,27 @@ HMGET).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 from . import functions, keys, validation
 from .config import Settings
-from .errors import (
-    DuplicateTrack,
-    IdempotencyKeyReused,
-    QueueEmpty,
-    QueueError,
-    QueueFull,
-    TrackNotFound,
+from .errors import TrackNotFound
+from .model import (
+    SEQ_WIDTH,
+    Change,
+    NowPlaying,
+    Page,
+    Snapshot,
+    Track,
+    now_playing,
+    played_track,
+    queued_track,
 )
-from .model import SEQ_WIDTH, Change, Page, Snapshot, Track, played_track, queued_track
+from .replies import RS, Placed, Reply, parse, placed, refusal, settings_of
 from .store.client import Client
 from .validation import NewTrack
 
-RS = "\x1e"
 RECORDS = 16_384  # records of queued tracks a Queue keeps: a few hundred rooms' heads
-_TRACK_FIELDS = {"add": 3, "remove": 3, "vote": 3, "play": 1, "clear": 0}
-
-
-class Placed(NamedTuple):
-    """A queued track with its place in the play order: Redis sorts by score, then
-    member."""
-
-    score: float
-    member: str
-    record: str
-    track: Track
-
-
-def placed(member: str, score: str, record: str) -> Placed:
-    return Placed(float(score), member, record, queued_track(member[SEQ_WIDTH:], score, record))
-
-
-class Reply(NamedTuple):
-    """A write's success, as its function replied and published it."""
-
-    change: Change  # without the head
-    placed: Placed | None  # the queued track the change was about, where it is now
-    edge: Placed | None  # the track at the head's last place, None if the queue is shorter
-
-
-def parse(fields: Sequence[str]) -> Reply:
-    """ok, kind, version, length, <track>, <edge>: see shared/queue.lua. A length of ''
-    (not looked up) is 0 here: the caller reads it with the head."""
-    kind = fields[1]
-    width = _TRACK_FIELDS[kind]
-    where = None
-    if width == 3:
-        where = placed(fields[6][:SEQ_WIDTH] + fields[4], fields[5], fields[6])
-        track: Track | None = where.track
-    else:
-        track = played_track(fields[4]) if width == 1 else None
-    edge_at = 4 + width
-    edge = placed(*fields[edge_at:edge_at + 3]) if fields[edge_at] else None
-    length = int(fields[3]) if fields[3] else 0
-    return Reply(Change(kind, int(fields[2]), length, track), where, edge)
-
-
-def decode_event(payload: str) -> Reply:
-    """A published change: the function's reply fields joined with RS."""
-    return parse(payload.split(RS))
 
 
 class Queue:
@@ -96,41 +53,46 @@ class Queue:
                   idempotency_key: str | None = None) -> Change:
         """Queue a new track with 0 votes, last among its equals. DuplicateTrack if the id
         is queued already; QueueFull past MAX_QUEUE."""
-        return await self._write(functions.ADD, room, head, idempotency_key,
-                                 (track.id, track.title, track.artist, track.duration),
-                                 self._settings.max_queue)
+        return await self.write(functions.ADD, room, head, idempotency_key,
+                                (track.id, track.title, track.artist, track.duration),
+                                self._settings.max_queue)
 
     async def remove(self, room: str, track_id: str, *, head: int = validation.DEFAULT_HEAD,
                      idempotency_key: str | None = None) -> Change:
         """Take a queued track out (its ballots go with it). TrackNotFound if not queued."""
-        return await self._write(functions.REMOVE, room, head, idempotency_key, (track_id,))
+        return await self.write(functions.REMOVE, room, head, idempotency_key, (track_id,))
 
     async def vote(self, room: str, track_id: str, up: bool, voter: str | None = None, *,
                    head: int = validation.DEFAULT_HEAD,
                    idempotency_key: str | None = None) -> Change:
         """Vote a queued track up or down. Anonymous votes each count; a voter holds at most
         one ballot per track (a repeat changes nothing, the opposite one flips it)."""
-        return await self._write(functions.VOTE, room, head, idempotency_key,
-                                 (track_id, 1 if up else -1, voter or ""))
+        return await self.write(functions.VOTE, room, head, idempotency_key,
+                                (track_id, 1 if up else -1, voter or ""))
 
     async def play_next(self, room: str, *, head: int = validation.DEFAULT_HEAD,
-                        idempotency_key: str | None = None) -> Change:
-        """Take the first track, make it now playing and put it at the head of the history.
-        Each queued track is played at most once, whatever the concurrency. QueueEmpty
-        when there is nothing to play."""
-        return await self._write(functions.PLAY_NEXT, room, head, idempotency_key, (),
-                                 self._settings.history_limit)
+                        idempotency_key: str | None = None,
+                        expected_play_id: int | None = None) -> Change:
+        """Take the first track, make it now playing with a new play id and a fresh clock,
+        and put it at the head of the history (with the room's fallback 'history', an
+        empty queue replays the history track played longest ago). Each queued track is
+        played at most once, whatever the concurrency. QueueEmpty when there is nothing to
+        play; with ``expected_play_id``, PlayChanged unless that play is the current one."""
+        return await self.write(functions.PLAY_NEXT, room, head, idempotency_key,
+                                ("" if expected_play_id is None else expected_play_id,),
+                                self._settings.history_limit, play=True)
 
     async def clear(self, room: str, *, idempotency_key: str | None = None) -> Change:
         """Empty the room's queue, now playing and history (O(n) in what it deletes)."""
-        return await self._write(functions.CLEAR, room, 0, idempotency_key, ())
+        return await self.write(functions.CLEAR, room, 0, idempotency_key, ())
 
-    async def _write(self, function: str, room: str, head: int,
-                     idempotency_key: str | None, request: tuple[Any, ...],
-                     *limits: int) -> Change:
+    async def write(self, function: str, room: str, head: int, idempotency_key: str | None,
+                    request: tuple[Any, ...], *limits: int, play: bool = False) -> Change:
         """Call a write function, and read the head after it in the same transaction.
         ``request`` is what the client asked (it makes up the idempotency fingerprint);
-        ``limits`` are server settings passed after it."""
+        ``limits`` are server settings passed after it; ``play``: the request's first
+        field is not a track's id. A room the change makes due (its playback moves on by
+        itself) enters the schedule."""
         room_keys = keys.room_keys(room)
         fingerprint = ""
         if idempotency_key is not None:
@@ -139,16 +101,18 @@ class Queue:
         args = (4 + len(extra), room_keys.queue, room_keys.tracks, room_keys.version,
                 keys.idempotency_key(room, idempotency_key or ""), *extra, fingerprint,
                 keys.events_channel(room), *request, *limits)
+        track_id = "" if play or not request else str(request[0])
         if not head:
             fields = await self._redis.fcall(function, args)
-            self._check(fields, request)
-            return parse(fields).change
+            reply = self._success(fields, track_id)
+            await self._schedule(room, reply)
+            return reply.change
         # the head and the length, read natively after the function, in the same step
         fields, length, pairs = await self._redis.fcall(
             function, args, [("ZCARD", room_keys.queue),
                              ("ZRANGE", room_keys.queue, 0, head - 1, "WITHSCORES")])
-        self._check(fields, request)
-        reply = parse(fields)
+        reply = self._success(fields, track_id)
+        await self._schedule(room, reply)
         # keep the records the reply carries, for the heads to come: the track the write
         # was about, and the one at the head's last place
         for where in (reply.placed, reply.edge):
@@ -159,18 +123,16 @@ class Queue:
         change.head = await self._tracks(room, pairs)
         return change
 
-    def _check(self, reply: list[str], request: tuple[Any, ...]) -> None:
-        status = reply[0]
-        if status == "ok":
-            return
-        track_id = request[0] if request else ""
-        refusals: dict[str, QueueError] = {
-            "not_found": TrackNotFound(track_id), "duplicate": DuplicateTrack(track_id),
-            "empty": QueueEmpty(), "full": QueueFull(self._settings.max_queue),
-            "idempotency_mismatch": IdempotencyKeyReused()}
-        if status not in refusals:
-            raise RuntimeError(f"unexpected reply from a script: {status!r}")
-        raise refusals[status]
+    def _success(self, fields: list[Any], track_id: str) -> Reply:
+        if fields[0] != "ok":
+            raise refusal(fields, track_id, self._settings.max_queue)
+        return parse(fields)
+
+    async def _schedule(self, room: str, reply: Reply) -> None:
+        """Enter a room that is due in the schedule, at the earlier of its due times (the
+        schedule is a hint: the room's own state decides, see shared/playback.py)."""
+        if reply.due is not None:
+            await self._redis.execute("ZADD", keys.SCHEDULE, "LT", reply.due, room)
 
     # -- records of queued tracks -----------------------------------------------------
 
@@ -220,19 +182,22 @@ class Queue:
 
     async def placed_snapshot(self, room: str, head: int = functions.EVENT_HEAD
                               ) -> tuple[Snapshot, list[Placed]]:
-        """The room's version, queue length, now playing and head, read atomically, with
-        the places of the head's tracks (what a live view starts from)."""
+        """The room's version, queue length, now playing with its clock, settings and head,
+        read atomically with Redis's time, and the places of the head's tracks (what a
+        live view starts from)."""
         k = keys.room_keys(room)
         version, length, now, pairs = await self._redis.transaction(
-            [("GET", k.version), ("ZCARD", k.queue), ("GET", k.now),
+            [("GET", k.version), ("ZCARD", k.queue),
+             ("FCALL_RO", functions.NOW_PLAYING, 3, *keys.some(room, functions.NOW_KEYS)),
              ("ZRANGE", k.queue, 0, head - 1, "WITHSCORES")])
         members = pairs[0::2]
         records = await self._records_of(room, members)
         entries = [placed(m, score, record)
                    for m, score, record in zip(members, pairs[1::2], records, strict=True)
                    if record is not None]
-        snapshot = Snapshot(int(version or 0), length, played_track(now) if now else None,
-                            [entry.track for entry in entries])
+        snapshot = Snapshot(int(version or 0), length, now_playing(now[0], now[1]),
+                            [entry.track for entry in entries], settings_of(now[2]),
+                            int(now[3]))
         return snapshot, entries
 
     async def metadata(self, room: str, track_id: str) -> Track:
@@ -247,10 +212,12 @@ class Queue:
             return played_track(reply[1])
         raise TrackNotFound(track_id, "queued, playing or in the history")
 
-    async def now_playing(self, room: str) -> Track | None:
-        """The track the last play_next took, or None."""
-        raw = await self._redis.execute("GET", keys.room_keys(room).now)
-        return None if raw is None else played_track(raw)
+    async def now_playing(self, room: str) -> tuple[NowPlaying | None, dict[str, str], int]:
+        """What plays now with its clock (None for nothing), the room's settings, and
+        Redis's time."""
+        entry, clock, settings, now = await self._redis.fcall(
+            functions.NOW_PLAYING, (3, *keys.some(room, functions.NOW_KEYS)), read_only=True)
+        return now_playing(entry, clock), settings_of(settings), int(now)
 
     async def history(self, room: str, offset: int = 0, limit: int | None = None
                       ) -> list[Track]:

@@ -102,11 +102,12 @@ def new_track(id: Any, title: Any, artist: Any, duration_: Any) -> NewTrack:
     return NewTrack(track_id(id), text("title", title), text("artist", artist), duration(duration_))
 
 
-def voter(value: Any, required: bool = False) -> str | None:
+def voter(value: Any, required: bool = False,
+          why: str = "on this server (anonymous votes are off)") -> str | None:
     """A voter id, or None for an anonymous vote (refused when ``required``)."""
     if value is None or value == "":
         if required:
-            raise InvalidField("voter", "is required on this server (anonymous votes are off)")
+            raise InvalidField("voter", f"is required {why}")
         return None
     if not isinstance(value, str):
         raise InvalidField("voter", f"must be a string of 1-{MAX_VOTER} characters, "
@@ -161,6 +162,18 @@ def bounded(field: str, value: int, low: int, high: int = MAX_PAGE) -> int:
 
 def head_size(value: int | None) -> int:
     return DEFAULT_HEAD if value is None else bounded("head", value, 0, MAX_HEAD)
+
+
+def play_id(header: str | None) -> int | None:
+    """If-Match: the play id a play next is conditional on ("12", 12 or W/"12"); None for
+    no condition (absent or *)."""
+    if header is None or header.strip() in ("", "*"):
+        return None
+    text = header.split(",")[0].strip().removeprefix("W/").strip('"')
+    if not text.isdigit() or len(text) > 18:
+        raise MalformedRequest(f'If-Match must be the play id of now playing, like "12", '
+                               f"got {_show(header)}")
+    return int(text)
 
 
 def idempotency_key(value: str | None) -> str | None:

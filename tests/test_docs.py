@@ -6,10 +6,13 @@ from __future__ import annotations
 import unittest
 import urllib.parse
 
+from shared.settings import RULES
+
 from .browser import Browser, chromium
 from .support import USE_DEFAULT_ROOM, EventStream, Http, admin_headers, api_url, unique
 
 PAGES = {"/", "/docs", "/openapi.json", "/rooms/{room}/", "/rooms/{room}"}
+DEFAULT_SETTINGS = {name: rule.default for name, rule in RULES.items()}
 
 
 class OpenApi(unittest.TestCase):
@@ -69,8 +72,14 @@ class OpenApi(unittest.TestCase):
                 at = "" if room == "default" else f"/rooms/{room}"
                 if room_less or path.startswith("/rooms/{room}/") and path != "/rooms/{room}/":
                     self.http.post(f"{at}/clear", headers=admin_headers())
-                if path.endswith(("/remove_track", "/vote", "/play_next", "/metadata/{track_id}")):
+                if path.endswith(("/remove_track", "/vote", "/play_next", "/metadata/{track_id}",
+                                  "/pause", "/resume", "/skip")):
                     self.http.post(f"{at}/add_track", new_track)  # what the example acts on
+                if path.endswith(("/pause", "/resume", "/skip")):
+                    self.http.post(f"{at}/play_next", headers=admin_headers())
+                if path.endswith("/skip"):
+                    self.http.request("PATCH", f"{at}/settings", {"skip_threshold": 5},
+                                      headers=admin_headers())
                 url, headers, body = self.example_request(path, method, op, room)
                 if path.endswith("/events"):
                     stream = EventStream(api_url(), url)
@@ -81,8 +90,11 @@ class OpenApi(unittest.TestCase):
                     reply = self.http.request(method.upper(), url, body, headers=headers)
                     expected = int(next(iter(op["responses"])))
                     self.assertEqual(reply.status, expected, (method, url, reply.body[:200]))
+                if path.endswith("/settings") or path.endswith("/skip"):  # back to the defaults
+                    self.http.request("PATCH", f"{at}/settings", DEFAULT_SETTINGS,
+                                      headers=admin_headers())
                 ran += 1
-        self.assertGreaterEqual(ran, (2 if USE_DEFAULT_ROOM else 1) * 10 + 6)
+        self.assertGreaterEqual(ran, (2 if USE_DEFAULT_ROOM else 1) * 15 + 6)
 
 
 @unittest.skipIf(chromium() is None, "chromium is not installed (apt-get install -y chromium)")

@@ -73,6 +73,36 @@ class Cli(unittest.TestCase):
         self.assertEqual(self.json("clear")["message"], "Room cleared")
         self.assertEqual(self.json("history"), [])
 
+    def test_playback_commands(self):
+        self.assertIn("autoplay           off", self.ok("settings"))
+        for i in (1, 2):
+            self.ok("add", "--id", f"p{i}", "--title", f"Song {i}", "--artist", "A",
+                    "--duration", "300")
+        changed = self.json("settings", "--skip-threshold", "2", "--fallback", "history")
+        self.assertEqual(changed, {"autoplay": False, "skip_threshold": 2,
+                                   "fallback": "history", "no_repeat_minutes": 0})
+        played = self.json("play")["now_playing"]
+        out = self.ok("now")
+        self.assertIn('Now playing: p1 "Song 1"', out)
+        self.assertIn(f"[play {played['play_id']}; skip votes 0 of 2]", out)
+        paused = self.json("pause")["now_playing"]
+        self.assertEqual((paused["paused"], paused["ends_at"]), (True, None))
+        self.assertIn("paused", self.ok("now"))
+        resumed = self.json("resume")["now_playing"]
+        self.assertFalse(resumed["paused"])
+        self.assertTrue(resumed["ends_at"])
+        self.assertIn("Skip vote recorded", self.ok("skip", "--voter", "v1"))
+        self.assertIn("Skip vote recorded", self.ok("skip", "--voter", "v1"))
+        skipped = self.json("skip", "--voter", "v2")
+        self.assertTrue(skipped["skipped"])
+        self.assertEqual(skipped["now_playing"]["id"], "p2")
+        stale = self.cli("play", "--if-playing", str(played["play_id"]))
+        self.assertEqual(stale.returncode, 1)
+        self.assertIn("ABORTED", stale.stderr)
+        self.assertIn("no longer the current one", stale.stderr)
+        self.assertEqual(self.cli("settings", "--skip-threshold", "-1").returncode, 1)
+        self.assertEqual(self.cli("skip").returncode, 2, "--voter is required")
+
     def test_options_after_the_command_and_the_target_from_the_environment(self):
         result = subprocess.run([sys.executable, "-m", "grpc_svc.client", "queue", "--json",
                                  "--room", self.room], capture_output=True, text=True,

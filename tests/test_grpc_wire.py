@@ -73,13 +73,14 @@ class AssembledReplies(unittest.TestCase):
         from grpc_svc import wire
         from proto import queue_pb2 as pb
         from shared.live import Event
-        from shared.model import Change, Snapshot, Track
+        from shared.model import Change, Clock, NowPlaying, Snapshot, Track
 
         head = [Track("a", "Ça plane", "Plastic Bertrand", 180, 3, 1_795_000_000_000),
                 Track("b" * 64, "T" * 200, "A", 0, -2**31, 1)]
-        played = Track("p", "Played", "Someone", 86400, 0, 5, 6)
+        played = Track("p", "Played", "Someone", 86400, 0, 5, 6, 41, True, True)
+        now = NowPlaying(played, Clock(41, 6, 10, 4, False, 2, 3, True, 1000))
         for change in (Change("vote", 2**40, 300, head[0], head), Change("clear", 7, 0, None, []),
-                       Change("play", 1, 0, played, [])):
+                       Change("play", 1, 0, played, [], now=now)):
             expected = pb.QueueResponse(
                 message="Vote recorded", queue=[wire.track_pb(t) for t in change.head],
                 track=wire.track_pb(change.track) if change.track else None,
@@ -90,12 +91,18 @@ class AssembledReplies(unittest.TestCase):
             self.assertEqual(event, pb.QueueEvent(
                 type=change.kind, version=change.version, length=change.length,
                 track=expected.track if change.track else None, queue=expected.queue,
-                now_playing=expected.track if change.kind == "play" else None))
+                now_playing=expected.track if change.kind == "play" else None,
+                playing=wire.now_pb(now) if change.kind == "play" else None))
         self.assertEqual(pb.QueueList.FromString(wire.list_bytes(head, 9, 2)),
                          pb.QueueList(queue=[wire.track_pb(t) for t in head], version=9, length=2))
         self.assertEqual(pb.Track.FromString(wire.track_bytes(played)), wire.track_pb(played))
-        self.assertEqual(pb.NowPlayingReply.FromString(wire.now_bytes(played)).track,
-                         wire.track_pb(played))
-        snapshot = pb.QueueEvent.FromString(wire.snapshot_bytes(Snapshot(4, 2, played, head)))
+        reply = pb.NowPlayingReply.FromString(wire.now_bytes(now))
+        self.assertEqual(reply, pb.NowPlayingReply(
+            track=wire.track_pb(played), play_id=41, started_at=6, ends_at=10 + 86_400_000 - 4,
+            paused=False, position=0.994, skip_votes=2, skip_threshold=3, server_time=1000))
+        snapshot = pb.QueueEvent.FromString(wire.snapshot_bytes(
+            Snapshot(4, 2, now, head, {"autoplay": "1"}, 1000)))
+        self.assertEqual((snapshot.settings.autoplay, snapshot.settings.fallback,
+                          snapshot.playing.server_time), (True, "none", 1000))
         self.assertEqual((snapshot.type, snapshot.now_playing.id, len(snapshot.queue)),
                          ("snapshot", "p", 2))

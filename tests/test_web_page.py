@@ -133,6 +133,31 @@ class WebPage(unittest.TestCase):
         self.browser.wait_for("!document.getElementById('error').hidden", what="the error")
         self.assertIn("already in the queue", self.text("#error-text"))
 
+    def test_the_clock_runs_and_the_track_changes_by_itself(self):
+        room = f"/rooms/{self.room}"
+        self.http.post(f"{room}/add_track", track("auto1", title="First song", duration=2))
+        self.http.post(f"{room}/add_track", track("auto2", title="Second song", duration=60))
+        self.http.request("PATCH", f"{room}/settings", {"autoplay": True, "skip_threshold": 2},
+                          headers=admin_headers())
+        self.browser.wait_for("document.getElementById('now-title').textContent === "
+                              "'First song'", timeout=6, what="the first track to start")
+        self.assertEqual(self.browser.js("document.getElementById('set-autoplay').checked"),
+                         True, "the settings form follows the room's settings")
+        # nobody clicks anything: the room moves on when the 2 s track ends
+        self.browser.wait_for("document.getElementById('now-title').textContent === "
+                              "'Second song'", timeout=8, what="the track to change by itself")
+        self.browser.wait_for("document.getElementById('now-elapsed').textContent === '0:01'",
+                              timeout=5, what="the clock to run")
+        self.assertEqual(self.text("#skip-count"), "0 of 2 skip votes")
+        self.browser.click("#skip")
+        self.browser.wait_for("document.getElementById('skip-count').textContent === "
+                              "'1 of 2 skip votes'", what="the skip count to grow")
+        self.browser.click("#pause-resume")
+        self.browser.wait_for("document.getElementById('now-state').textContent === 'paused'",
+                              what="the pause to show")
+        self.assertTrue(self.http.get(f"{room}/now_playing").json()["now_playing"]["paused"])
+        self.assertEqual(self.text("#pause-resume"), "Resume")
+
     def test_controls_are_labelled(self):
         self.http.post(f"/rooms/{self.room}/add_track", track("l1", title="Labelled"))
         self.browser.wait_for(f"document.querySelector('{self.item('l1')}')")

@@ -6,7 +6,10 @@ const ROOM = roomMatch ? roomMatch[1] : "default";
 const BASE = roomMatch ? `/rooms/${ROOM}` : "";
 const $ = (id) => document.getElementById(id);
 
-const state = { version: -1, queue: [], length: 0, now: null, history: [], clockOffset: 0 };
+// now: now playing with its clock; nowAt: Redis's time (ms) its position was true at;
+// clockOffset: Redis's time minus this browser's, from the last server_time seen.
+const state = { version: -1, queue: [], length: 0, now: null, nowAt: 0, history: [],
+                settings: {}, clockOffset: 0 };
 
 // One voter id per browser: one ballot per track, whatever the tab.
 function randomHex(bytes) {
@@ -159,27 +162,66 @@ function renderNow() {
   const now = state.now;
   $("now-empty").hidden = !!now;
   $("now-track").hidden = !now;
+  $("pause-resume").disabled = !now;
   if (!now) return;
   $("now-title").textContent = now.title;
   $("now-artist").textContent = now.artist;
   $("now-duration").textContent = now.duration ? clock(now.duration) : "unknown";
   $("now-votes").textContent = plural(now.votes, "vote");
+  $("now-state").hidden = !now.paused && !now.fallback;
+  $("now-state").textContent = now.paused ? "paused" : (now.fallback ? "a replay" : "");
+  $("pause-resume").textContent = now.paused ? "Resume" : "Pause";
+  const threshold = now.skip_threshold || 0;
+  $("skip").hidden = threshold === 0;
+  $("skip-count").textContent = threshold ? `${now.skip_votes} of ${threshold} skip votes` : "";
   tick();
 }
 
+// Where the play is now: its position at Redis's time nowAt, plus the time since by Redis's
+// clock (this browser's clock, corrected by the offset), unless paused.
 function tick() {
   const now = state.now;
   if (!now) return;
-  const elapsed = (Date.now() + state.clockOffset - Date.parse(now.played_at)) / 1000;
+  const since = now.paused ? 0 : (Date.now() + state.clockOffset - state.nowAt) / 1000;
+  const elapsed = now.position + Math.max(0, since);
   const shown = now.duration ? Math.min(elapsed, now.duration) : elapsed;
   $("now-elapsed").textContent = clock(shown);
-  $("now-bar").style.width = now.duration ? `${Math.min(100, (100 * elapsed) / now.duration)}%` : "0";
+  $("now-bar").style.width = now.duration ? `${Math.min(100, (100 * shown) / now.duration)}%` : "0";
+}
+
+function setNow(now, serverTime) {
+  state.now = now;
+  if (serverTime) {
+    state.nowAt = Date.parse(serverTime);
+    state.clockOffset = state.nowAt - Date.now();
+  } else {
+    state.nowAt = Date.now() + state.clockOffset;
+  }
+  renderNow();
+}
+
+function renderSettings() {
+  const s = state.settings;
+  const focused = document.activeElement;
+  for (const [name, id] of [["skip_threshold", "set-skip-threshold"],
+                            ["no_repeat_minutes", "set-no-repeat-minutes"],
+                            ["fallback", "set-fallback"]]) {
+    if (focused !== $(id) && s[name] !== undefined) $(id).value = String(s[name]);
+  }
+  if (s.autoplay !== undefined) $("set-autoplay").checked = s.autoplay;
+  if (state.now) {
+    state.now.skip_threshold = s.skip_threshold;
+    renderNow();
+  }
 }
 
 function renderHistory() {
   $("history").replaceChildren(...state.history.slice(0, 20).map((track) => {
     const at = new Date(track.played_at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-    return el("li", {}, trackInfo(track, `played ${at}, ${plural(track.votes, "vote")}`));
+    const notes = [`played ${at}`, plural(track.votes, "vote")];
+    if (track.skipped) notes.push("skipped");
+    if (track.fallback) notes.push("a replay");
+    return el("li", {}, trackInfo(track, notes.join(", ")));
   }));
   $("history-empty").hidden = state.history.length > 0;
 }
@@ -190,10 +232,14 @@ function applySnapshot(data) {
   state.version = data.version;
   state.queue = data.queue;
   state.length = data.length;
-  state.now = data.now_playing;
-  state.clockOffset = Date.parse(data.server_time) - Date.now();
+  state.settings = data.settings || {};
+  setNow(data.now_playing, data.server_time);
   renderQueue();
-  renderNow();
+  renderSettings();
+  loadHistory();
+}
+
+function loadHistory() {
   api("GET", "/history?limit=20").then((history) => {
     state.history = history || [];
     renderHistory();
@@ -206,10 +252,13 @@ function applyChange(data) {
   state.queue = data.queue;
   state.length = data.length;
   if (data.type === "play") {
-    state.now = data.now_playing;
-    state.history.unshift(data.now_playing);
-    renderNow();
-    renderHistory();
+    setNow(data.now_playing, data.server_time);
+    loadHistory();  // (a skip marks the entry before; the history has it)
+  } else if (data.type === "pause" || data.type === "resume" || data.type === "skip") {
+    setNow(data.now_playing, data.server_time);
+  } else if (data.type === "settings") {
+    state.settings = data.settings;
+    renderSettings();
   } else if (data.type === "clear") {
     state.now = null;
     state.history = [];
@@ -224,7 +273,8 @@ function connect() {
   source.addEventListener("open", () => { $("status").textContent = "live"; });
   source.addEventListener("error", () => { $("status").textContent = "reconnecting…"; });
   source.addEventListener("snapshot", (e) => applySnapshot(JSON.parse(e.data)));
-  for (const type of ["add", "remove", "vote", "play", "clear"]) {
+  for (const type of ["add", "remove", "vote", "play", "pause", "resume", "skip", "settings",
+                      "clear"]) {
     source.addEventListener(type, (e) => applyChange(JSON.parse(e.data)));
   }
   // A page left for another (or kept in the back/forward cache) lets go of its stream:
@@ -294,9 +344,30 @@ async function addTrack(event) {
 
 async function playNext() {
   const data = await attempt(() => api("POST", "/play_next"));
+  if (data) setNow(data.now_playing);
+}
+
+async function pauseOrResume() {
+  const data = await attempt(() => api("POST", state.now && state.now.paused ? "/resume" : "/pause"));
+  if (data) setNow(data.now_playing);
+}
+
+async function skip() {
+  const data = await attempt(() => api("POST", `/skip?voter=${encodeURIComponent(VOTER)}`));
+  if (data && !data.skipped) setNow(data.now_playing);
+}
+
+async function saveSettings(event) {
+  event.preventDefault();
+  const whole = (id) => Number($(id).value || "0");
+  const body = {
+    autoplay: $("set-autoplay").checked, skip_threshold: whole("set-skip-threshold"),
+    fallback: $("set-fallback").value, no_repeat_minutes: whole("set-no-repeat-minutes"),
+  };
+  const data = await attempt(() => api("PATCH", "/settings", body));
   if (data) {
-    state.now = data.now_playing;
-    renderNow();
+    state.settings = data;
+    renderSettings();
   }
 }
 
@@ -329,6 +400,9 @@ function start() {
   });
   $("add-form").addEventListener("submit", addTrack);
   $("play-next").addEventListener("click", playNext);
+  $("pause-resume").addEventListener("click", pauseOrResume);
+  $("skip").addEventListener("click", skip);
+  $("settings-form").addEventListener("submit", saveSettings);
   $("clear-room").addEventListener("click", clearRoom);
   $("error-close").addEventListener("click", clearError);
   setInterval(tick, 1000);
