@@ -42,7 +42,9 @@ def free_port() -> int:
 
 
 def _die_with_parent() -> None:
-    """Runs in the child before exec: SIGTERM it when the launching process dies."""
+    """Runs in the child before exec: SIGTERM it when the launching process dies. (The
+    kernel sends it when the *thread* that started the child ends: start processes that
+    must outlive a helper thread from the main thread.)"""
     with contextlib.suppress(Exception):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 

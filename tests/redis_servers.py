@@ -99,13 +99,18 @@ class RedisCluster:
         return self
 
     def wait_ok(self, timeout: float = START_TIMEOUT) -> None:
-        """Until every running node says cluster_state:ok and every slot is served."""
+        """Until every running node says cluster_state:ok and every slot is served, and
+        every replica has synced with its primary (a replica that never did would not take
+        over when its primary dies, and WAIT would find no replica)."""
         deadline = time.monotonic() + timeout
         while True:
             try:
-                infos = [cluster_info(p) for p, s in self.servers.items() if s.alive()]
+                running = [p for p, s in self.servers.items() if s.alive()]
+                infos = [cluster_info(p) for p in running]
+                roles = [command(p, "INFO", "replication") for p in running]
                 if all(i.get("cluster_state") == "ok" and i.get("cluster_slots_ok") == "16384"
-                       for i in infos):
+                       for i in infos) and \
+                        all("role:master" in r or "master_link_status:up" in r for r in roles):
                     return
             except (ConnectionError, subprocess.TimeoutExpired):
                 pass

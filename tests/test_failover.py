@@ -23,6 +23,7 @@ from .redis_servers import slot_owner
 from .support import EXTERNAL, EventStream, Http, track
 
 RUN_SECONDS = 9.0
+MAX_RUN = 30.0  # seconds after the fault: a shard not serving by then never will
 KILL_AT = 2.0
 CLIENTS = 20
 ENV = {"MAX_QUEUE": "1000000"}
@@ -79,14 +80,23 @@ class Load:
                 time.sleep(0.02)
         http.close()
 
-    def run(self, fault) -> float:
+    def served_since(self, room: str, since: float) -> bool:
+        with self.lock:
+            return any(b > since and s == 200 and r == room for b, _, r, s in self.samples)
+
+    def run(self, fault, hit: str) -> float:
+        """Load, the fault at KILL_AT, then load for the rest of RUN_SECONDS and at least
+        2 s after ``hit`` served again (at most MAX_RUN seconds: then it never did)."""
         threads = [threading.Thread(target=self.client, args=(n,)) for n in range(CLIENTS)]
         for thread in threads:
             thread.start()
         time.sleep(KILL_AT)
         at = time.monotonic()
         fault()
-        time.sleep(RUN_SECONDS - KILL_AT)
+        time.sleep(max(0.0, at + RUN_SECONDS - KILL_AT - time.monotonic()))
+        while not self.served_since(hit, at) and time.monotonic() < at + MAX_RUN:
+            time.sleep(0.1)
+        time.sleep(2.0)
         self.stop.set()
         for thread in threads:
             thread.join(30)
@@ -139,10 +149,12 @@ class Failover(unittest.TestCase):
                 server.signal(signal.SIGKILL)
                 if wait_replicas:
                     # the promoted replica has no replica of its own until the old primary
-                    # comes back as one: writes to the shard wait for that
-                    threading.Timer(2.0, lambda: cluster.redis_cluster.start_node(victim)).start()
+                    # comes back as one: writes to the shard wait for that. (Started from
+                    # this thread: a process dies with the thread that started it.)
+                    time.sleep(2.0)
+                    cluster.redis_cluster.start_node(victim)
 
-            killed_at = load.run(fault)
+            killed_at = load.run(fault, hit)
             result = self.judge(load, killed_at, hit, others)
             lost = self.lost(http, load, hit)
             if wait_replicas:
@@ -177,7 +189,7 @@ class Failover(unittest.TestCase):
             sentinel = cluster.redis_sentinel
             old = sentinel.primary_port()
             load = Load(cluster.rest_urls, [room])
-            killed_at = load.run(lambda: sentinel.servers[old].signal(signal.SIGKILL))
+            killed_at = load.run(lambda: sentinel.servers[old].signal(signal.SIGKILL), room)
             self.assertNotEqual(sentinel.primary_port(), old, "Sentinel did not fail over")
             result = self.judge(load, killed_at, room, [])
             lost = self.lost(http, load, room)

@@ -93,6 +93,15 @@ class _Protocol(asyncio.Protocol):
 
     def flush(self) -> None:
         self.flush_scheduled = False
+        if self.lost:  # lost since these were queued: nobody will ever answer them
+            self.buffer.clear()
+            lost = StoreUnavailable("no connection")
+            self.fail(lost)
+            writes, self.unconfirmed = self.unconfirmed, []
+            for _, answer in writes:
+                if not answer.done():
+                    answer.set_exception(lost)
+            return
         if self.unconfirmed:
             # one WAIT after every write of this turn: it confirms them all at once
             writes, self.unconfirmed = self.unconfirmed, []
@@ -100,7 +109,7 @@ class _Protocol(asyncio.Protocol):
             self.buffer.append(self.owner.wait_command)
             self.waiters.append((waited, time.monotonic()))
             waited.add_done_callback(lambda done: self.owner.confirm(writes, done))
-        if self.buffer and not self.lost:
+        if self.buffer:
             self.transport.write(b"".join(self.buffer))
         self.buffer.clear()
 
