@@ -50,12 +50,26 @@ function request()
   return wrk.format("GET", "/")
 end
 
+-- mixed only: votes and reads of a track a concurrent play_next just took answer 404, a
+-- party's normal answer; each thread counts them ("gone"), done() adds them up
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+if op == "mixed" then
+  gone = 0
+  function response(status, headers, body)
+    if status == 404 then gone = gone + 1 end
+  end
+end
+
 function done(summary, latency, requests)
   local e = summary.errors
+  local missing = 0
+  for _, thread in ipairs(threads) do missing = missing + (thread:get("gone") or 0) end
   io.write(string.format(
-    '{"requests":%d,"seconds":%.3f,"non_2xx":%d,"socket_errors":%d,'
+    '{"requests":%d,"seconds":%.3f,"non_2xx":%d,"gone":%d,"socket_errors":%d,'
     .. '"p50_ms":%.3f,"p90_ms":%.3f,"p99_ms":%.3f,"max_ms":%.3f}\n',
-    summary.requests, summary.duration / 1e6, e.status, e.connect + e.read + e.write + e.timeout,
+    summary.requests, summary.duration / 1e6, e.status, missing,
+    e.connect + e.read + e.write + e.timeout,
     latency:percentile(50) / 1000, latency:percentile(90) / 1000,
     latency:percentile(99) / 1000, latency.max / 1000))
 end
