@@ -1,8 +1,10 @@
 """The gRPC node: ``python -m grpc_svc.server`` (env GRPC_PORT, REDIS_URL, NODE_ID, ...).
 
 A ``grpc.aio`` server on uvloop over the node's pipelined Redis connection; it also
-answers the standard ``grpc.health.v1.Health`` service and puts ``x-node-id`` in the
-initial metadata of every call.
+answers the standard ``grpc.health.v1.Health`` service and server reflection (grpcurl,
+grpcui and Postman list and call the service without the proto), puts ``x-node-id`` in
+the initial metadata of every call, and serves its Prometheus metrics over HTTP on
+METRICS_PORT.
 
 On SIGTERM a node first drains: its health turns NOT_SERVING while it keeps serving, so
 clients that watch health (ours do: ``grpc_svc.client.channel``) move their calls
@@ -23,12 +25,14 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
 
-from shared import store
+from shared import logs, metrics, store
 from shared.config import Settings
 from shared.live import Live
 from shared.playback import Playback, Schedule
 from shared.queue import Queue
+from shared.stats import NodeStats
 
 from . import SERVICE
 from .service import QueueServicer, handlers
@@ -70,20 +74,32 @@ class Node:
     """A gRPC node bound to an address: ``start()``, ``stop()``; ``port`` is the bound one."""
 
     def __init__(self, settings: Settings, address: str):
-        self.redis = store.connect(settings)
+        self.stats = NodeStats()
+        self.redis = store.connect(settings, self.stats.store)
         queue = Queue(self.redis, settings)
-        self.live = Live(self.redis, queue.placed_snapshot)
+        self.live = Live(self.redis, queue.placed_snapshot, self.stats.live)
         playback = Playback(queue, self.redis, settings)
-        self.schedule = Schedule(playback, settings.node_id)
+        self.schedule = Schedule(playback, settings.node_id, on_advance=self.stats.advanced)
         self.server = grpc.aio.server(options=OPTIONS)
         servicer = QueueServicer(queue, self.live, playback, settings)
         self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
-            SERVICE, handlers(servicer, settings.node_id)),))
+            SERVICE, handlers(servicer, settings.node_id, self.stats.requests)),))
         self.health = Health(settings.node_id)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            (SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)
         self.port = self.server.add_insecure_port(address)
+        self.registry = metrics.registry(self.stats, metrics.GRPC, settings.node_id)
+        self.metrics_at = (settings.host, settings.metrics_port)
+        self.metrics: metrics.Listener | None = None
 
     async def start(self) -> None:
+        host, port = self.metrics_at
+        if port:
+            try:
+                self.metrics = metrics.Listener(self.registry, host, port)
+            except OSError as exc:
+                raise SystemExit(f"METRICS_PORT={port}: cannot listen there ({exc})") from None
         await store.prepare(self.redis)
         for service in ("", SERVICE):
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
@@ -99,12 +115,15 @@ class Node:
         await self.server.stop(grace)
         await self.live.close()
         await self.redis.aclose()
+        if self.metrics is not None:
+            self.metrics.close()
 
 
 async def serve(settings: Settings) -> None:
     node = Node(settings, f"{settings.host}:{settings.grpc_port}")
     await node.start()
-    log.info("gRPC node %s serving on port %d", settings.node_id, node.port)
+    log.info("gRPC node %s serving on port %d%s", settings.node_id, node.port,
+             f", metrics on port {node.metrics.port}" if node.metrics else "")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -122,9 +141,8 @@ def main() -> int:
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
     settings = Settings.from_env()
+    logs.setup(settings.log_level, settings.log_format, settings.node_id)
     asyncio.run(store.check(settings))
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvloop.run(serve(settings))
     return 0
 

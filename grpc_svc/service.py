@@ -4,12 +4,17 @@ Each method validates its request, runs ONE shared operation (one atomic Redis s
 returns the serialized reply (``grpc_svc.wire``). ``handlers()`` turns the servicer into
 the handler table the server registers: it parses each request itself, so that a malformed
 one is INVALID_ARGUMENT rather than INTERNAL, maps domain errors to status codes in one
-place, and sends ``x-node-id`` with every answer.
+place, sends ``x-node-id`` and ``x-request-id`` with every answer, and counts and logs
+every call (``observed``).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import grpc
@@ -20,9 +25,11 @@ from shared import errors, validation
 from shared.auth import check_admin
 from shared.config import Settings
 from shared.live import Live, follow
+from shared.logs import REQUEST_ID, access, log_access, new_id, sane
 from shared.model import Snapshot
 from shared.playback import Playback
 from shared.queue import Queue
+from shared.stats import Requests
 
 from . import wire
 
@@ -193,43 +200,97 @@ def refuse(context: Context, exc: errors.QueueError) -> bytes:
     return b""
 
 
-def _unary(method: Unary, message_class: type[Message], node: tuple[tuple[str, str], ...]
-           ) -> grpc.RpcMethodHandler:
+class Call:
+    """What a call's handler tells ``observed``: the status it ends with."""
+
+    __slots__ = ("code",)
+
+    def __init__(self) -> None:
+        self.code = "OK"
+
+
+@contextlib.contextmanager
+def observed(context: Context, name: str, path: str, calls: Requests) -> Iterator[Call]:
+    """A call's id (``x-request-id`` metadata: the client's or nginx's if sane, else a new
+    one) in every line logged while serving it, and its record when it ends: counted by
+    method and status code with its latency, and an access line at INFO."""
+    started = time.perf_counter()
+    request_id = None
+    for key, value in context.invocation_metadata() or ():
+        if key == "x-request-id":
+            request_id = sane(str(value))
+            break
+    REQUEST_ID.set(request_id or new_id())  # the call's own task: no reset needed
+    call = Call()
+    calls.in_flight += 1
+    try:
+        yield call
+    except (asyncio.CancelledError, GeneratorExit):  # the client went away
+        call.code = "CANCELLED"
+        raise
+    except BaseException:  # an abort() with its code, or a bug
+        if call.code == "OK":
+            call.code = "UNKNOWN"
+        raise
+    finally:
+        calls.in_flight -= 1
+        seconds = time.perf_counter() - started
+        calls.observe((name, call.code), seconds)
+        if access.isEnabledFor(logging.INFO):
+            log_access("grpc", path, call.code, seconds)
+
+
+Node = tuple[tuple[str, str], ...]
+
+
+def _unary(method: Unary, message_class: type[Message], node: Node, name: str,
+           calls: Requests) -> grpc.RpcMethodHandler:
+    path = f"/{pb.DESCRIPTOR.services_by_name['QueueService'].full_name}/{name}"
+
     async def handle(raw: bytes, context: Context) -> bytes:
-        try:
-            request = parse(message_class, raw)
-            idempotency_key(context)  # a malformed key is refused whatever the call
-            reply = await method(request, context)
-        except errors.QueueError as exc:
-            reply = refuse(context, exc)
-        # Last: a call whose initial metadata reached the client is committed and cannot
-        # be retried, so a node dying in the middle of a read would fail it for good.
-        await context.send_initial_metadata(node)
-        return reply
+        with observed(context, name, path, calls) as call:
+            try:
+                request = parse(message_class, raw)
+                idempotency_key(context)  # a malformed key is refused whatever the call
+                reply = await method(request, context)
+            except errors.QueueError as exc:
+                reply = refuse(context, exc)
+                call.code = status_of(exc).name
+            # Last: a call whose initial metadata reached the client is committed and cannot
+            # be retried, so a node dying in the middle of a read would fail it for good.
+            await context.send_initial_metadata((*node, ("x-request-id", REQUEST_ID.get())))
+            return reply
 
     return grpc.unary_unary_rpc_method_handler(handle, response_serializer=bytes)
 
 
-def _streaming(method: Streaming, message_class: type[Message],
-               node: tuple[tuple[str, str], ...]) -> grpc.RpcMethodHandler:
+def _streaming(method: Streaming, message_class: type[Message], node: Node, name: str,
+               calls: Requests) -> grpc.RpcMethodHandler:
+    path = f"/{pb.DESCRIPTOR.services_by_name['QueueService'].full_name}/{name}"
+
     async def handle(raw: bytes, context: Context) -> AsyncIterator[bytes]:
-        await context.send_initial_metadata(node)
-        try:
-            async for reply in method(parse(message_class, raw), context):
-                yield reply
-        except errors.QueueError as exc:
-            await context.abort(status_of(exc), exc.detail)
+        with observed(context, name, path, calls) as call:
+            await context.send_initial_metadata((*node, ("x-request-id", REQUEST_ID.get())))
+            try:
+                async for reply in method(parse(message_class, raw), context):
+                    yield reply
+            except errors.QueueError as exc:
+                call.code = status_of(exc).name
+                await context.abort(status_of(exc), exc.detail)
 
     return grpc.unary_stream_rpc_method_handler(handle, response_serializer=bytes)
 
 
-def handlers(servicer: QueueServicer, node_id: str) -> dict[str, grpc.RpcMethodHandler]:
-    """Every method of the service, from its descriptor: name -> handler."""
+def handlers(servicer: QueueServicer, node_id: str, calls: Requests | None = None
+             ) -> dict[str, grpc.RpcMethodHandler]:
+    """Every method of the service, from its descriptor: name -> handler; each call is
+    counted in ``calls``."""
     node = (("x-node-id", node_id),)
+    calls = calls or Requests()
     table = {}
     for method in pb.DESCRIPTOR.services_by_name["QueueService"].methods:
         request = getattr(pb, method.input_type.name)
         call = getattr(servicer, method.name)
         table[method.name] = (_streaming if method.server_streaming else _unary)(
-            call, request, node)
+            call, request, node, method.name, calls)
     return table

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import logging
 import socket
 import sys
 import time
@@ -15,7 +14,7 @@ import uvicorn
 from starlette.types import ASGIApp
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from shared import store
+from shared import logs, store
 from shared.config import Settings
 
 from .app import create_app
@@ -77,6 +76,7 @@ class HttpProtocol(HttpToolsProtocol):
         self.transport.write(b"".join((
             b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n",
             b"content-length: %d\r\nconnection: close\r\n" % len(body),
+            b"x-request-id: %s\r\n" % logs.new_id().encode(),
             *(name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers),
             b"\r\n", body)))
         self.transport.close()
@@ -119,8 +119,9 @@ def config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
         loop="uvloop",
         http=HttpProtocol,
         lifespan="on",
-        access_log=False,
+        access_log=False,  # rest.middleware.Observe writes the access lines
         server_header=False,
+        log_config=None,  # every logger goes to shared.logs's handler
         log_level=settings.log_level,
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
@@ -142,6 +143,7 @@ def tune_gc() -> None:
 
 def main() -> int:
     settings = Settings.from_env()
+    logs.setup(settings.log_level, settings.log_format, settings.node_id)
     asyncio.run(store.check(settings))
     app = create_app(settings)
     tune_gc()
@@ -150,5 +152,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO)
     sys.exit(main())

@@ -16,28 +16,30 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
-from shared import errors, store
+from shared import errors, metrics, store
 from shared.config import Settings
 from shared.live import Live
 from shared.playback import Playback, Schedule
 from shared.queue import Queue
+from shared.stats import NodeStats
 
 from .http import http_error, queue_error, server_error
-from .middleware import BodyCap, Drain, Draining, NodeId, RefuseConnect
+from .middleware import BodyCap, Drain, Draining, NodeId, Observe, RefuseConnect
 from .openapi import schema_of
 from .routes import ENDPOINTS, Router, routes
 
 
 def create_app(settings: Settings) -> Starlette:
     drain = Drain()
+    stats = NodeStats()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        redis = store.connect(settings)
+        redis = store.connect(settings, stats.store)
         queue = Queue(redis, settings)
-        live = Live(redis, queue.placed_snapshot)
+        live = Live(redis, queue.placed_snapshot, stats.live)
         playback = Playback(queue, redis, settings)
-        schedule = Schedule(playback, settings.node_id)
+        schedule = Schedule(playback, settings.node_id, on_advance=stats.advanced)
         drain.callbacks.append(live.end_all)
         await store.prepare(redis)
         schedule.start()
@@ -51,7 +53,8 @@ def create_app(settings: Settings) -> Starlette:
             await redis.aclose()
 
     app = Starlette(
-        middleware=[Middleware(NodeId, node_id=settings.node_id),
+        middleware=[Middleware(Observe, requests=stats.requests),
+                    Middleware(NodeId, node_id=settings.node_id),
                     Middleware(Draining, drain=drain), Middleware(RefuseConnect),
                     Middleware(BodyCap)],
         exception_handlers={
@@ -63,4 +66,5 @@ def create_app(settings: Settings) -> Starlette:
     app.router = Router(routes(), lifespan=lifespan)
     app.state.drain = drain
     app.state.openapi = orjson.dumps(schema_of(ENDPOINTS))
+    app.state.metrics = metrics.registry(stats, metrics.REST, settings.node_id)
     return app

@@ -7,7 +7,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from shared import validation
+from shared import metrics, validation
 from shared.auth import check_admin
 from shared.model import Change
 from shared.queue import Queue
@@ -131,3 +131,8 @@ async def healthz(request: Request) -> Response:
 async def readyz(request: Request) -> Response:
     await request.state.redis.execute("PING")  # StoreUnavailable (503) if Redis does not answer
     return JSONResponse({"status": "ready", "node": request.state.settings.node_id})
+
+
+async def metrics_text(request: Request) -> Response:
+    return Response(metrics.exposition(request.app.state.metrics),
+                    media_type=metrics.CONTENT_TYPE)

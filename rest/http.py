@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from shared import errors, validation
+from shared.logs import REQUEST_ID
 from shared.model import NowPlaying, Track, iso_time
 
 log = logging.getLogger("rest")
@@ -88,7 +89,8 @@ async def http_error(request: Request, exc: Exception) -> Response:
 def server_error(node_id: str):
     async def handler(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(500, "internal error: the node logged it", {"X-Node-Id": node_id})
+        return error_response(500, "internal error: the node logged it",
+                              {"X-Node-Id": node_id, "X-Request-Id": REQUEST_ID.get()})
     return handler
 
 

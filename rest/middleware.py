@@ -1,14 +1,19 @@
-"""Pure ASGI middleware, one job each: the node's name on every response, closing
-connections while the node drains, the body cap, and refusing CONNECT."""
+"""Pure ASGI middleware, one job each: each request's id and record (metrics, access
+log), the node's name on every response, closing connections while the node drains, the
+body cap, and refusing CONNECT."""
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import validation
+from shared.logs import REQUEST_ID, access, log_access, new_id, sane
+from shared.stats import Requests
 
 from .http import BodyTooLarge, error_response
 
@@ -29,6 +34,58 @@ class Drain:
         self.draining = True
         for callback in self.callbacks:
             callback()
+
+
+METHODS = {m: m for m in ("GET", "POST", "PATCH", "PUT", "DELETE", "HEAD", "OPTIONS")}
+
+
+class Observe:
+    """Each request observed once: its id (``X-Request-Id``: nginx's or a client's sane
+    one, else a new one) on its response and in every line logged while serving it, and
+    its record when it ends: counted in the node's metrics by route template (never the
+    raw path), method and status with its latency, and an access line at INFO.
+
+    One job, one wrapper of ``send``: the id, the status and the clock serve both."""
+
+    def __init__(self, app: ASGIApp, requests: Requests):
+        self.app = app
+        self.requests = requests
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        request_id = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                request_id = sane(value.decode("latin-1"))
+                break
+        if request_id is None:
+            request_id = new_id()
+        REQUEST_ID.set(request_id)  # the request's own task: no reset needed
+        header = (b"x-request-id", request_id.encode())
+        status = 500  # unless a response starts: the app raised (ServerErrorMiddleware's)
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        requests = self.requests
+        requests.in_flight += 1
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            requests.in_flight -= 1
+            seconds = time.perf_counter() - started
+            route = scope.get("route")
+            template = "unmatched" if route is None else route.path
+            method = METHODS.get(scope["method"], "other")
+            requests.observe((template, method, status), seconds)
+            if access.isEnabledFor(logging.INFO):
+                log_access(method, template, status, seconds)
 
 
 class NodeId:

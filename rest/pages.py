@@ -15,6 +15,7 @@ STATIC = Path(__file__).resolve().parent / "static"
 
 _INDEX = (STATIC / "index.html").read_bytes()
 _DOCS = (STATIC / "docs.html").read_bytes()
+_ICON = (STATIC / "favicon.svg").read_bytes()
 
 
 async def index(request: Request) -> Response:
@@ -48,3 +49,9 @@ async def asset(request: Request) -> Response:
         raise HTTPException(404)
     body, media_type = found
     return Response(body, media_type=media_type, headers={"Cache-Control": "public, max-age=300"})
+
+
+async def favicon(request: Request) -> Response:
+    """The pages' icon, at the address browsers ask for by themselves."""
+    return Response(_ICON, media_type="image/svg+xml",
+                    headers={"Cache-Control": "public, max-age=86400"})

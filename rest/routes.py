@@ -154,10 +154,18 @@ ENDPOINTS = (
              room=False, tag="pages"),
     Endpoint("/openapi.json", "GET", pages.openapi, "This document",
              success={"description": "OpenAPI 3"}, room=False, tag="pages"),
+    Endpoint("/favicon.ico", "GET", pages.favicon, "The pages' icon (SVG)",
+             success={"description": "the icon", "content": {"image/svg+xml": {
+                 "schema": {"type": "string"}}}}, room=False, tag="pages"),
     Endpoint("/healthz", "GET", endpoints.healthz, "200 while the process runs",
              success=ref("Status"), room=False, tag="health"),
     Endpoint("/readyz", "GET", endpoints.readyz, "200 when Redis answers, else 503",
              success=ref("Status"), errors="503", room=False, tag="health"),
+    Endpoint("/metrics", "GET", endpoints.metrics_text,
+             "This node's metrics in Prometheus text format, for a scraper on the nodes' "
+             "network (the public load balancer answers 404)",
+             success={"description": "Prometheus text format", "content": {"text/plain": {
+                 "schema": {"type": "string"}}}}, room=False, tag="operations"),
 )
 
 

@@ -60,6 +60,13 @@ def _master(env: Env) -> str:
     return master
 
 
+def _choice(env: Env, name: str, choices: tuple[str, ...]) -> str:
+    raw = env.get(name, "").strip().lower() or choices[0]
+    if raw not in choices:
+        raise SystemExit(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
 def _url(env: Env, name: str, default: str) -> str:
     raw = env.get(name, "").strip() or default
     try:
@@ -101,6 +108,9 @@ class Settings:
     # Seconds between keep-alive comments on an idle event stream.
     sse_heartbeat: float = 10.0
     log_level: str = "info"
+    log_format: str = "text"  # or "json": one JSON object per line
+    # gRPC nodes: the port of the HTTP listener that serves the Prometheus metrics (0: none)
+    metrics_port: int = 9464
     forwarded_allow_ips: str = "127.0.0.1"  # whose X-Forwarded-For uvicorn trusts
 
     @classmethod
@@ -125,6 +135,8 @@ class Settings:
             wait_ms=_wait_ms(env),
             sse_heartbeat=_int(env, "SSE_HEARTBEAT_MS", 10_000, 100, 15_000) / 1000,
             log_level=env.get("LOG_LEVEL", "").strip().lower() or default.log_level,
+            log_format=_choice(env, "LOG_FORMAT", ("text", "json")),
+            metrics_port=_int(env, "METRICS_PORT", default.metrics_port, 0, 65535),
             forwarded_allow_ips=env.get("FORWARDED_ALLOW_IPS", "").strip()
             or default.forwarded_allow_ips,
         )

@@ -101,3 +101,4 @@ class StoreUnavailable(QueueError):
     def __init__(self, reason: str = "") -> None:
         text = "the queue's store (Redis) is unreachable; try again shortly"
         super().__init__(f"{text} ({reason})" if reason else text)
+        self.reason = reason  # what the metrics count it as (``shared.stats.error_kind``)

@@ -33,6 +33,7 @@ from .errors import StoreUnavailable
 from .functions import EVENT_HEAD
 from .model import Change, NowPlaying, Snapshot, Track
 from .replies import Placed, Reply, decode_event
+from .stats import LiveStats
 from .store.client import Client
 
 log = logging.getLogger("events")
@@ -165,10 +166,12 @@ Read = Callable[[str], Awaitable[tuple[Snapshot, list[Placed]]]]
 
 class Live:
     """Every room this node follows. ``read(room)`` takes a room's snapshot with the places
-    of its head's tracks, in one atomic read (``Queue.placed_snapshot``)."""
+    of its head's tracks, in one atomic read (``Queue.placed_snapshot``). ``stats``
+    counts the streams that ``follow`` it and what they are sent."""
 
-    def __init__(self, redis: Client, read: Read):
+    def __init__(self, redis: Client, read: Read, stats: LiveStats | None = None):
         self._read = read
+        self.stats = stats or LiveStats()
         self._feeds: dict[str, Feed] = {}
         self._subscriber = store.subscriber(redis, self._message, self._restored)
 
@@ -293,24 +296,33 @@ class Live:
 
 async def follow(live: Live, room: str, idle: float | None = None
                  ) -> AsyncGenerator[Snapshot | Event | None, None]:
+    stats = live.stats
     async with live.listening(room) as (listener, snapshot):
-        version = snapshot.version
-        yield snapshot
-        while True:
-            item = await listener.get(idle)
-            if item is None:
-                yield None
-            elif item is END:
-                return
-            elif item is RESYNC:
-                snapshot = await live.fresh(room)
-                version = snapshot.version
-                yield snapshot
-            elif isinstance(item, Event) and item.change.version == version + 1:
-                version = item.change.version
-                yield item
-            elif isinstance(item, Event) and item.change.version > version:
-                # a gap (the node's view was read again meanwhile): never skip silently
-                snapshot = await live.fresh(room)
-                version = snapshot.version
-                yield snapshot
+        stats.streams += 1
+        try:
+            version = snapshot.version
+            stats.snapshots += 1
+            yield snapshot
+            while True:
+                item = await listener.get(idle)
+                if item is None:
+                    yield None
+                elif item is END:
+                    return
+                elif item is RESYNC:
+                    snapshot = await live.fresh(room)
+                    version = snapshot.version
+                    stats.snapshots += 1
+                    yield snapshot
+                elif isinstance(item, Event) and item.change.version == version + 1:
+                    version = item.change.version
+                    stats.events += 1
+                    yield item
+                elif isinstance(item, Event) and item.change.version > version:
+                    # a gap (the node's view was read again meanwhile): never skip silently
+                    snapshot = await live.fresh(room)
+                    version = snapshot.version
+                    stats.snapshots += 1
+                    yield snapshot
+        finally:
+            stats.streams -= 1

@@ -3,7 +3,7 @@
 Chromium is started with ``--remote-debugging-pipe``: it reads commands from fd 3 and
 writes replies and events to fd 4, each a JSON message ended by a NUL byte. Enough of the
 protocol for the page tests and the README screenshot: open a page, evaluate JavaScript,
-click like a mouse, take a screenshot.
+click like a mouse, take a screenshot, and list what went wrong on a page (``problems``).
 
     python -m tests.browser URL OUT.png [WIDTH HEIGHT]   # a screenshot
 """
@@ -83,6 +83,8 @@ class Browser:
                                  {"targetId": target, "flatten": True})["sessionId"]
         self.page("Page.enable")
         self.page("Runtime.enable")
+        self.page("Network.enable")
+        self.page("Log.enable")
         self.page("Emulation.setDeviceMetricsOverride",
                   {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile})
 
@@ -156,6 +158,29 @@ class Browser:
                 raise BrowserError(f"timed out after {timeout:.0f}s waiting for "
                                    f"{what or expression}")
             time.sleep(0.02)
+
+    def problems(self) -> list[str]:
+        """What went wrong on the page since the last call: requests that failed (no
+        answer, or a status of 400 and above), console errors, uncaught exceptions. A
+        request the page itself cancelled (a stream left behind) is not a problem."""
+        found = []
+        while True:
+            try:
+                event = self.events.get_nowait()
+            except queue.Empty:
+                return found
+            method, params = event.get("method"), event.get("params", {})
+            if method == "Network.responseReceived" and params["response"]["status"] >= 400:
+                found.append(f"{params['response']['status']} {params['response']['url']}")
+            elif method == "Network.loadingFailed" and not params.get("canceled"):
+                found.append(f"request failed: {params.get('errorText')}")
+            elif method == "Log.entryAdded" and params["entry"]["level"] == "error":
+                found.append(f"console: {params['entry'].get('text')} "
+                             f"{params['entry'].get('url', '')}")
+            elif method == "Runtime.consoleAPICalled" and params.get("type") == "error":
+                found.append(f"console.error: {params.get('args')}")
+            elif method == "Runtime.exceptionThrown":
+                found.append(f"exception: {params['exceptionDetails'].get('text')}")
 
     def click(self, selector: str) -> None:
         """A real mouse click (pressed and released) in the middle of the element."""

@@ -173,6 +173,7 @@ class Cluster:
         self.rest_ports: list[int] = []
         self.grpc: list[Process] = []
         self.grpc_ports: list[int] = []
+        self.grpc_metrics_ports: list[int] = []  # each gRPC node's METRICS_PORT
         self.nginx: Process | None = None
         self.nginx_port = 0
         self._names = 0
@@ -297,11 +298,13 @@ class Cluster:
     def add_grpc_node(self, port: int | None = None, **env: str) -> Process:
         port = port or free_port()
         name = env.pop("NODE_ID", None) or self._name("grpc")
+        env.setdefault("METRICS_PORT", str(free_port()))
         process = Process(name, [sys.executable, "-m", "grpc_svc.server"],
                           self.dir / f"{name}.log",
                           self.node_env(GRPC_PORT=str(port), NODE_ID=name, **env)).start()
         self.grpc.append(process)
         self.grpc_ports.append(port)
+        self.grpc_metrics_ports.append(int(env["METRICS_PORT"]))
         _wait(lambda: _port_open(port), name, process)
         return process
 

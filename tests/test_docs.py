@@ -114,3 +114,14 @@ class DocsPage(unittest.TestCase):
             answer = browser.js(f"{summary}.querySelector('pre.answer').textContent")
             self.assertIn('"message": "Track added"', answer)
             self.assertIn('"title": "Song Title"', answer)
+
+    def test_inline_code_in_the_descriptions_is_set_as_code(self):
+        with Browser() as browser:
+            browser.open(api_url() + "/docs")
+            browser.wait_for("document.querySelectorAll('details.op').length > 20",
+                             what="the operations")
+            shown = browser.js("document.body.innerText")
+            self.assertNotIn("`", shown)
+            codes = browser.js("[...document.querySelectorAll('#api-description code')]"
+                               ".map(c => c.textContent)")
+            self.assertIn("/rooms/{room}", codes)

@@ -4,6 +4,7 @@ through the API without a reload, and votes with the mouse."""
 from __future__ import annotations
 
 import json
+import time
 import unittest
 
 from .browser import Browser, chromium
@@ -171,3 +172,22 @@ class WebPage(unittest.TestCase):
             f"document.querySelector('{self.item('l1')} button.vote.up')"
             ".getAttribute('aria-label')"),
             "Vote up Labelled")
+
+
+@unittest.skipIf(chromium() is None, "chromium is not installed (apt-get install -y chromium)")
+class CleanLoad(unittest.TestCase):
+    def test_the_page_and_the_docs_load_without_a_failed_request(self):
+        base = api_url()
+        pages = ((f"/rooms/{unique('clean')}/",
+                  "document.getElementById('status').textContent === 'live'"),
+                 ("/docs", "document.querySelectorAll('details.op').length > 20"))
+        with Browser() as browser:
+            for path, ready in pages:
+                with self.subTest(path=path):
+                    browser.open(base + path)
+                    browser.wait_for(ready, what=f"{path} to render")
+                    icon = browser.js("fetch(document.querySelector('link[rel=icon]').href)"
+                                      ".then(r => r.status + ' ' + r.headers.get('content-type'))")
+                    self.assertEqual(icon, "200 image/svg+xml")
+                    time.sleep(0.5)  # the browser asks for the icon after the load event
+                    self.assertEqual(browser.problems(), [])

@@ -12,6 +12,15 @@ function el(tag, props, ...children) {
   return node;
 }
 
+// Text from the document, with its `inline code` set as code (never as HTML).
+function prose(text) {
+  const out = document.createDocumentFragment();
+  String(text).split("`").forEach((part, i) => {
+    if (part) out.append(i % 2 ? el("code", { textContent: part }) : part);
+  });
+  return out;
+}
+
 function resolve(ref) {
   return ref.split("/").slice(1).reduce((node, key) => node[key], SPEC);
 }
@@ -33,7 +42,7 @@ function operationView(path, method, operation, index) {
     input.placeholder = p.schema && p.schema.default !== undefined ? `default: ${p.schema.default}` : "";
     fields.push({ param: p, input });
     params.append(el("label", { htmlFor: id }, `${p.name}${p.required ? " *" : ""} (${p.in})`), input);
-    if (p.description) params.append(el("p", { className: "desc" }, p.description));
+    if (p.description) params.append(el("p", { className: "desc" }, prose(p.description)));
   }
   const example = exampleBody(operation);
   const body = example === null ? null : el("textarea", { value: JSON.stringify(example, null, 2) });
@@ -42,16 +51,18 @@ function operationView(path, method, operation, index) {
   answer.setAttribute("aria-live", "polite");
   const send = el("button", { type: "button", textContent: "Send" });
   send.addEventListener("click", () => call(path, method, fields, body, answer, send));
-  const codes = Object.entries(operation.responses)
-    .map(([code, r]) => `${code} ${r.description}`).join(" · ");
+  const codes = el("p", { className: "codes" });
+  Object.entries(operation.responses).forEach(([code, r], i) => {
+    codes.append(i ? ` · ${code} ` : `${code} `, prose(r.description));
+  });
   const details = el("details", { className: "op" },
     el("summary", {},
       el("span", { className: `method ${method}`, textContent: method.toUpperCase() }),
       el("span", { className: "path", textContent: path }),
-      el("span", { className: "muted", textContent: operation.summary })),
+      el("span", { className: "muted" }, prose(operation.summary))),
     el("div", { className: "body" }, params,
       ...(body ? [el("p", {}, "Body (JSON):"), body] : []),
-      el("p", { className: "codes" }, codes),
+      codes,
       ...(operation.security ? [el("p", { className: "codes" },
         "Host only when the server has an ADMIN_TOKEN: add an Authorization header.")] : []),
       send, answer));
@@ -125,7 +136,7 @@ async function start() {
     return;
   }
   $("api-title").textContent = `${SPEC.info.title} API ${SPEC.info.version}`;
-  $("api-description").textContent = SPEC.info.description;
+  $("api-description").replaceChildren(prose(SPEC.info.description));
   const groups = new Map();
   let index = 0;
   for (const [path, methods] of Object.entries(SPEC.paths)) {

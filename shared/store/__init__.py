@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from .. import functions
 from ..errors import StoreUnavailable
+from ..stats import StoreStats
 from .address import Address
 from .client import Client, Redis
 from .cluster import Cluster, ShardedSubscriber
@@ -23,20 +24,21 @@ if TYPE_CHECKING:
 log = logging.getLogger("store")
 
 
-def connect(settings: Settings) -> Client:
+def connect(settings: Settings, stats: StoreStats | None = None) -> Client:
     """The node's client of its Redis, or of its cluster (dialled on first use), which
-    loads the function library into a Redis that lacks it."""
+    loads the function library into a Redis that lacks it; it counts its traffic in
+    ``stats`` (``client.stats``)."""
     if settings.redis_cluster:
         seeds = [Address.from_url(f"redis://{seed}") for seed in settings.redis_cluster]
         return Cluster(seeds, settings.redis_timeout, functions.SOURCE,
-                       settings.wait_replicas, settings.wait_ms)
+                       settings.wait_replicas, settings.wait_ms, stats)
     if settings.redis_sentinels:
         sentinels = [Address.from_url(f"redis://{s}") for s in settings.redis_sentinels]
         return Sentinel(sentinels, settings.redis_sentinel_master,
                         Address.from_url(settings.redis_url), settings.redis_timeout,
-                        functions.SOURCE, settings.wait_replicas, settings.wait_ms)
+                        functions.SOURCE, settings.wait_replicas, settings.wait_ms, stats)
     return Redis(settings.redis_url, settings.redis_timeout, functions.SOURCE,
-                 settings.wait_replicas, settings.wait_ms)
+                 settings.wait_replicas, settings.wait_ms, stats)
 
 
 PubSub = Subscriber | ShardedSubscriber | FollowingSubscriber
@@ -50,7 +52,8 @@ def subscriber(client: Client, on_message: Callable[[str, str], None],
     if isinstance(client, Sentinel):
         return FollowingSubscriber(client, on_message, on_restored)
     assert isinstance(client, Redis)
-    return Subscriber(client.address, client.timeout, on_message, on_restored)
+    return Subscriber(client.address, client.timeout, on_message, on_restored,
+                      stats=client.stats)
 
 
 async def check(settings: Settings) -> None:

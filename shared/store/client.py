@@ -20,6 +20,7 @@ from typing import Any
 import hiredis
 
 from ..errors import StoreUnavailable
+from ..stats import StoreStats
 from .address import Address
 from .pipe import Command, Connection
 
@@ -54,9 +55,15 @@ def key_of(command: Command) -> str | None:
 
 
 class Client(ABC):
-    def __init__(self, timeout: float, library: str):
+    def __init__(self, timeout: float, library: str, stats: StoreStats | None = None):
         self.timeout = timeout
         self.library = library  # the function library's source, loaded where missing
+        self.stats = stats or StoreStats()  # shared with every connection of the client
+
+    def _failed(self, exc: Exception) -> Exception:
+        """Count a failed command (by kind, ``shared.stats``) and return its exception."""
+        self.stats.error(exc.reason if isinstance(exc, StoreUnavailable) else "reply")
+        return exc
 
     @abstractmethod
     async def _run(self, commands: Sequence[Command], multi: bool, confirm: bool = False
@@ -73,17 +80,25 @@ class Client(ABC):
 
     async def execute(self, *args: Any) -> Any:
         """One command's reply; an error reply raised (see the module docstring)."""
-        reply = await self._run((args,), False)
+        try:
+            reply = await self._run((args,), False)
+        except StoreUnavailable as exc:
+            self._failed(exc)
+            raise
         if type(reply) is ReplyError:
-            raise error(reply)
+            raise self._failed(error(reply))
         return reply
 
     async def transaction(self, commands: Sequence[Command]) -> list[Any]:
         """Run ``commands`` in one MULTI/EXEC; their replies (a failed one as a
         ``ReplyError`` in its place)."""
-        reply = await self._run(commands, True)
+        try:
+            reply = await self._run(commands, True)
+        except StoreUnavailable as exc:
+            self._failed(exc)
+            raise
         if type(reply) is ReplyError:  # a command was refused while queued (e.g. LOADING)
-            raise error(reply)
+            raise self._failed(error(reply))
         assert isinstance(reply, list)
         return reply
 
@@ -94,13 +109,17 @@ class Client(ABC):
         ``more`` every reply (an error reply of the function raised)."""
         call = ("FCALL_RO" if read_only else "FCALL", function, *args)
         for attempt in (1, 2):
-            reply = await self._run((call, *more), bool(more), confirm=not read_only)
+            try:
+                reply = await self._run((call, *more), bool(more), confirm=not read_only)
+            except StoreUnavailable as exc:
+                self._failed(exc)
+                raise
             first = reply[0] if more and type(reply) is list else reply
             if attempt == 1 and missing_function(first) and self.library:
                 await self.load_library()
                 continue
             if type(first) is ReplyError:
-                raise error(first)
+                raise self._failed(error(first))
             return reply
         raise AssertionError("unreachable")
 
@@ -122,10 +141,10 @@ class Redis(Client):
     """One Redis, over one pipelined connection."""
 
     def __init__(self, url: str, timeout: float = 0.75, library: str = "", replicas: int = 0,
-                 wait_ms: int = 500):
-        super().__init__(timeout, library)
+                 wait_ms: int = 500, stats: StoreStats | None = None):
+        super().__init__(timeout, library, stats)
         self.address = Address.from_url(url)
-        self.connection = Connection(self.address, timeout, replicas, wait_ms)
+        self.connection = Connection(self.address, timeout, replicas, wait_ms, self.stats)
 
     async def _run(self, commands: Sequence[Command], multi: bool, confirm: bool = False
                    ) -> Any:

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..errors import StoreUnavailable
+from ..stats import StoreStats
 from .address import Address
 from .client import Client, ReplyError, key_of
 from .pipe import Command, Connection
@@ -68,14 +69,15 @@ def slot_of(key: str) -> int:
 
 class Cluster(Client):
     def __init__(self, seeds: Sequence[Address], timeout: float = 0.75, library: str = "",
-                 replicas: int = 0, wait_ms: int = 500):
-        super().__init__(timeout, library)
+                 replicas: int = 0, wait_ms: int = 500, stats: StoreStats | None = None):
+        super().__init__(timeout, library, stats)
         self.replicas, self.wait_ms = replicas, wait_ms
         self.seeds = list(seeds)
         self.slots: list[Address | None] = [None] * SLOTS
         self.connections: dict[Address, Connection] = {}
         self._refreshing: asyncio.Future[None] | None = None
         self._refreshed_at = 0.0
+        self._mapped = False  # a slot map was read: changes from here on are failovers
         self._closed = False
         self.on_change: list[Callable[[], None]] = []  # called when a slot's owner changed
 
@@ -87,7 +89,7 @@ class Cluster(Client):
         connection = self.connections.get(address)
         if connection is None:
             connection = self.connections[address] = Connection(
-                address, self.timeout, self.replicas, self.wait_ms)
+                address, self.timeout, self.replicas, self.wait_ms, self.stats)
         return connection
 
     def primaries(self) -> list[Address]:
@@ -187,10 +189,13 @@ class Cluster(Client):
             self._refreshed_at = time.monotonic()
             if changed:
                 self._changed()
+            self._mapped = True
             return
         raise StoreUnavailable("no cluster node answered: " + "; ".join(problems))
 
     def _changed(self) -> None:
+        if self._mapped:  # a slot has a new owner: a failover (or a resharding)
+            self.stats.failovers += 1
         for callback in self.on_change:
             callback()
 
@@ -224,7 +229,7 @@ class ShardedSubscriber:
         if shard is None:
             shard = self.shards[address] = Subscriber(
                 address, self.cluster.timeout, self._on_message, self._on_restored,
-                on_moved=self._moved)
+                on_moved=self._moved, stats=self.cluster.stats)
         return shard
 
     async def _owner(self, channel: str) -> Address:

@@ -25,6 +25,7 @@ from typing import Any, cast
 import hiredis
 
 from ..errors import StoreUnavailable
+from ..stats import StoreStats
 from .address import Address
 
 ReplyError = hiredis.ReplyError
@@ -42,6 +43,7 @@ class _Protocol(asyncio.Protocol):
 
     def __init__(self, owner: Connection):
         self.owner = owner
+        self.latency = owner.stats.round_trips
         self.reader = hiredis.Reader(encoding="utf-8")
         self.waiters: collections.deque[Waiter] = collections.deque()
         self.buffer: list[bytes] = []
@@ -57,8 +59,9 @@ class _Protocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         reader, waiters = self.reader, self.waiters
         reader.feed(data)
+        now = time.monotonic()
         while (reply := reader.gets()) is not False:
-            future = waiters.popleft()[0]
+            future, sent = waiters.popleft()
             if future is None:
                 # a reply nobody awaits: MULTI's +OK or a command's +QUEUED, or the error
                 # that refused to queue it; keep the first error for EXEC's EXECABORT
@@ -69,6 +72,7 @@ class _Protocol(asyncio.Protocol):
                 if type(reply) is ReplyError and str(reply).startswith("EXECABORT"):
                     reply = self.refused  # say why (e.g. LOADING), not just "discarded"
                 self.refused = None
+            self.latency.observe(now - sent)
             if not future.done():
                 future.set_result(reply)
 
@@ -126,8 +130,9 @@ class Connection:
     key returns its first answer)."""
 
     def __init__(self, address: Address, timeout: float = 0.75, replicas: int = 0,
-                 wait_ms: int = 500):
+                 wait_ms: int = 500, stats: StoreStats | None = None):
         self.address = address
+        self.stats = stats or StoreStats()
         self.timeout = timeout
         self.replicas = replicas
         wait: Command = ("WAIT", replicas, wait_ms)
@@ -137,6 +142,7 @@ class Connection:
         self._failed_at = 0.0
         self._watchdog: asyncio.TimerHandle | None = None
         self._closed = False
+        self._dialled = False
 
     async def call(self, command: Command, asking: bool = False, confirm: bool = False) -> Any:
         """Send one command (after ASKING, to follow a cluster's ASK redirect)."""
@@ -231,6 +237,9 @@ class Connection:
             raise StoreUnavailable("timed out" if isinstance(exc, asyncio.TimeoutError)
                                    else "no connection") from exc
         self._protocol = protocol
+        if self._dialled:
+            self.stats.reconnects += 1
+        self._dialled = True
         if self._watchdog is None:
             self._watchdog = loop.call_later(WATCHDOG_EVERY, self._watch)
         return protocol

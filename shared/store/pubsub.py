@@ -25,6 +25,7 @@ from typing import Any
 
 import hiredis
 
+from ..stats import StoreStats
 from .address import Address
 
 log = logging.getLogger("events")
@@ -47,8 +48,10 @@ Restored = Callable[[Sequence[str]], None]
 
 class Subscriber:
     def __init__(self, address: Address, timeout: float, on_message: Callable[[str, str], None],
-                 on_restored: Restored, on_moved: Callable[[str], None] | None = None):
+                 on_restored: Restored, on_moved: Callable[[str], None] | None = None,
+                 stats: StoreStats | None = None):
         self._address = address
+        self._stats = stats or StoreStats()
         self._timeout = max(timeout, 1.0)
         self._on_message = on_message
         self._on_restored = on_restored
@@ -139,6 +142,7 @@ class Subscriber:
             self.connected = True
             if not first:
                 log.info("events: subscription to %s restored", self._address)
+                self._stats.subscription_restores += 1
                 self._on_restored(list(self._channels))
             first = False
             try:

@@ -21,6 +21,7 @@ from typing import Any
 import hiredis
 
 from ..errors import StoreUnavailable
+from ..stats import StoreStats
 from .address import Address
 from .client import Client, ReplyError
 from .pipe import Command, Connection
@@ -34,13 +35,14 @@ FIND_PAUSE = 0.1  # seconds between rounds of asking the sentinels
 class Sentinel(Client):
     def __init__(self, sentinels: Sequence[Address], master: str, primary: Address,
                  timeout: float = 0.75, library: str = "", replicas: int = 0,
-                 wait_ms: int = 500):
-        super().__init__(timeout, library)
+                 wait_ms: int = 500, stats: StoreStats | None = None):
+        super().__init__(timeout, library, stats)
         self.sentinels = list(sentinels)
         self.master = master
         self.template = primary  # credentials and database for whichever node is primary
         self.replicas, self.wait_ms = replicas, wait_ms
         self.connection: Connection | None = None
+        self.primary: Address | None = None  # the last primary found
         self.on_switch: list[Callable[[Address], None]] = []
         self._finding: asyncio.Future[Connection] | None = None
         self._watcher: asyncio.Task[None] | None = None
@@ -124,7 +126,14 @@ class Sentinel(Client):
         if self.connection is not None and self.connection.address == address:
             return
         old, self.connection = self.connection, Connection(address, self.timeout,
-                                                           self.replicas, self.wait_ms)
+                                                           self.replicas, self.wait_ms,
+                                                           self.stats)
+        if self.primary is not None:  # a new primary, or the old one after a lost connection
+            if self.primary != address:
+                self.stats.failovers += 1
+            else:
+                self.stats.reconnects += 1
+        self.primary = address
         if old is not None:
             asyncio.ensure_future(old.aclose())
         log.info("sentinel: the primary of %s is %s", self.master, address)
@@ -181,7 +190,8 @@ class FollowingSubscriber:
         sentinel.on_switch.append(self._switched)
 
     def _subscriber(self, address: Address) -> Subscriber:
-        return Subscriber(address, self.sentinel.timeout, self._on_message, self._on_restored)
+        return Subscriber(address, self.sentinel.timeout, self._on_message, self._on_restored,
+                          stats=self.sentinel.stats)
 
     async def subscribe(self, channel: str) -> bool:
         if self.current is None:
