@@ -30,7 +30,9 @@ from .stats import RedisStats
 
 REST_OPS = ("add", "vote", "play_next", "queue", "metadata")
 GRPC_OPS = ("VoteTrack", "GetQueue", "GetMetadata")
-ENV = {"MAX_QUEUE": "10000000", "LOG_LEVEL": "warning", "PYTHONUNBUFFERED": "1"}
+# METRICS_PORT 0: two checkouts run a gRPC node each on this machine (no listener to share)
+ENV = {"MAX_QUEUE": "10000000", "LOG_LEVEL": "warning", "PYTHONUNBUFFERED": "1",
+       "METRICS_PORT": "0"}
 
 
 def cpu_seconds(pid: int) -> float:
