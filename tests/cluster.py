@@ -337,6 +337,15 @@ class Cluster:
             _wait(lambda url=url: http_ok(f"{url}/readyz"), process.name, process, timeout)
 
 
+def _port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def _port_open(port: int) -> bool:
     with socket.create_connection(("127.0.0.1", port), timeout=1):
         return True
@@ -352,6 +361,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rest", type=int, default=2, help="REST nodes (default 2)")
     parser.add_argument("--grpc", type=int, default=0, help="gRPC nodes (default 0)")
     parser.add_argument("--no-nginx", action="store_true", help="no load balancer")
+    parser.add_argument("--port", type=int, default=0,
+                        help="nginx's port (default: a free one; a free one too if it is taken)")
     parser.add_argument("--redis-cluster", action="store_true",
                         help="a Redis Cluster (3 primaries, 3 replicas) instead of one Redis")
     parser.add_argument("--redis-sentinel", action="store_true",
@@ -361,8 +372,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     env = dict(item.split("=", 1) for item in args.env)
     signal.signal(signal.SIGTERM, _interrupt)
-    with Cluster(rest=args.rest, grpc=args.grpc, nginx=not args.no_nginx, env=env,
-                 redis_cluster=args.redis_cluster, redis_sentinel=args.redis_sentinel) as cluster:
+    cluster = Cluster(rest=args.rest, grpc=args.grpc, nginx=not args.no_nginx, env=env,
+                      redis_cluster=args.redis_cluster, redis_sentinel=args.redis_sentinel)
+    if args.port and _port_free(args.port):
+        cluster.nginx_port = args.port
+    elif args.port:
+        print(f"port {args.port} is taken: nginx gets a free one", file=sys.stderr)
+    # The interpreter to type, as this one was called (a virtual environment's, say).
+    python = "python" if sys.prefix == sys.base_prefix else os.path.relpath(sys.executable)
+    with cluster:
         if cluster.redis_cluster is not None:
             for port, server in cluster.redis_cluster.servers.items():
                 print(f"redis      127.0.0.1:{port}  (pid {server.pid}, cluster node)")
@@ -376,14 +394,21 @@ def main(argv: list[str] | None = None) -> int:
             print(f"redis      {cluster.redis_url}")
         for process, url in zip(cluster.rest, cluster.rest_urls, strict=True):
             print(f"{process.name:<10} {url}  (pid {process.pid})")
-        for process, target in zip(cluster.grpc, cluster.grpc_targets, strict=True):
-            print(f"{process.name:<10} {target}  (pid {process.pid})")
+        for process, target, metrics in zip(cluster.grpc, cluster.grpc_targets,
+                                            cluster.grpc_metrics_ports, strict=True):
+            print(f"{process.name:<10} {target}  (pid {process.pid}, metrics on "
+                  f"http://127.0.0.1:{metrics}/metrics)")
         if cluster.nginx:
-            print(f"nginx      {cluster.api_url}  (pid {cluster.nginx.pid})")
-            print(f"\nTry: curl {cluster.api_url}/queue   or   API_URL={cluster.api_url} "
-                  "python -m unittest")
+            base = cluster.api_url
+            print(f"nginx      {base}  (pid {cluster.nginx.pid})")
+            print(f"\nBrowser:  {base}/  (the page)   {base}/docs  (the API, to try out)")
+            print(f"curl:     curl {base}/queue")
+            print(f"Tests:    API_URL={base} {python} -m unittest")
+        if cluster.rest:
+            print(f"Metrics:  curl {cluster.rest_urls[0]}/metrics  (each node's own)")
         if cluster.grpc:
-            print(f"     GRPC_TARGET={cluster.grpc_target} python -m grpc_svc.client queue")
+            print(f"CLI:      GRPC_TARGET={cluster.grpc_target} {python} -m grpc_svc.client "
+                  "queue")
         print("Ctrl-C stops everything.", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             while all(p.alive() for p in [*cluster.rest, *cluster.grpc, cluster.redis]

@@ -9,7 +9,9 @@ JSON logs at INFO); the request-id and reflection tests also run against a deplo
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -27,7 +29,7 @@ from grpc_svc import SERVICE
 from proto import queue_pb2 as pb
 from proto import queue_pb2_grpc as pb_grpc
 
-from .cluster import Cluster, free_port
+from .cluster import ROOT, Cluster, free_port
 from .support import (
     EXTERNAL,
     EventStream,
@@ -414,6 +416,21 @@ class Logs(unittest.TestCase):
         self.assertTrue(self.lines(c.rest[0]), "the node logs at all")
 
 
+class Secrets(unittest.TestCase):
+    def test_a_bad_redis_url_is_shown_without_its_password(self):
+        c = own_cluster()
+        for module in ("rest", "grpc_svc.server"):
+            with self.subTest(module=module):
+                env = c.node_env(REDIS_URL="redis://:hunter2-pw@127.0.0.1:99999/0",
+                                 PORT=str(free_port()), GRPC_PORT=str(free_port()))
+                result = subprocess.run([sys.executable, "-m", module], env=env, cwd=ROOT,
+                                        capture_output=True, text=True, timeout=30)
+                self.assertNotEqual(result.returncode, 0)
+                self.assertIn("REDIS_URL", result.stderr)
+                self.assertIn(":***@", result.stderr)
+                self.assertNotIn("hunter2-pw", result.stderr)
+
+
 class MetricsPort(unittest.TestCase):
     def test_a_port_in_use_stops_the_node_with_a_clear_message(self):
         c = own_cluster()
@@ -428,6 +445,50 @@ class MetricsPort(unittest.TestCase):
         self.assertNotEqual(result.returncode, 0)
         self.assertIn(f"METRICS_PORT={port}", result.stderr)
 
+
+
+class QuickStart(unittest.TestCase):
+    """``./dev up`` (here with the packages already installed, so it installs nothing)
+    starts the whole system and says where to point a browser, curl and the CLI."""
+
+    def test_dev_up_serves_and_says_where(self):
+        own_cluster()
+        port = free_port()
+        bin_dir = os.path.dirname(sys.executable)
+        env = {**os.environ, "PORT": str(port), "VIRTUAL_ENV": sys.prefix,
+               "PATH": f"{bin_dir}:{os.environ['PATH']}", "PYTHONUNBUFFERED": "1"}
+        process = subprocess.Popen([str(ROOT / "dev"), "up"], cwd=ROOT, env=env, text=True,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        self.addCleanup(process.wait, 20)
+        self.addCleanup(os.killpg, process.pid, signal.SIGINT)
+        lines: list[str] = []
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.startswith("Ctrl-C stops everything"):
+                break
+        text = "".join(lines)
+        self.assertIn("Ctrl-C stops everything", text)
+        base = f"http://127.0.0.1:{port}"
+        self.assertIn(f"Browser:  {base}/", text)
+        self.assertIn(f"curl:     curl {base}/queue", text)
+        self.assertRegex(text, r"CLI:      GRPC_TARGET=\S+ \S*python -m grpc_svc.client queue")
+        self.assertEqual(len(re.findall(r"^rest-\d", text, re.M)), 3)
+        self.assertEqual(len(re.findall(r"^grpc-\d", text, re.M)), 2)
+        http = Http(base)
+        self.addCleanup(http.close)
+        room = unique("quick")
+        self.assertEqual(http.post(f"/rooms/{room}/add_track", track("q-1")).status, 200)
+        target = re.search(r"GRPC_TARGET=(\S+)", text).group(1)
+        result = subprocess.run([sys.executable, "-m", "grpc_svc.client", "--room", room,
+                                 "queue"], env={**env, "GRPC_TARGET": target}, cwd=ROOT,
+                                capture_output=True, text=True, timeout=30)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("q-1", result.stdout)
 
 
 if __name__ == "__main__":

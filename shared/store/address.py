@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -19,13 +19,15 @@ class Address:
     path: str | None = None  # a unix socket instead of host and port
     db: int = 0
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in a log
     tls: bool = False
 
     @classmethod
     def from_url(cls, url: str) -> Address:
         """The address of a Redis URL; ValueError saying what is wrong with it."""
         parts = urlsplit(url)
+        if parts.password:  # the URL as errors show it
+            url = url.replace(f":{parts.password}@", ":***@", 1)
         if parts.scheme not in ("redis", "rediss", "unix"):
             raise ValueError(f"must start with redis://, rediss:// or unix://, got {url!r}")
         try:
