@@ -1,6 +1,7 @@
 """Two checkouts of the project, measured against each other in the same run.
 
     python -m bench.ab /path/to/old/checkout /path/to/new/checkout [--seconds 3] [--rounds 4]
+        [--ops queue,GetMetadata]
 
 Starts one redis-server and, from each checkout, a REST node and a gRPC node on it, then
 for each operation runs the C load generators (wrk, h2load; 20 connections) against the
@@ -101,7 +102,10 @@ def main() -> int:
     parser.add_argument("new", type=Path)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--ops", default="", help="only these operations, comma-separated "
+                        f"(of {', '.join(REST_OPS + GRPC_OPS)})")
     args = parser.parse_args()
+    only = set(filter(None, args.ops.split(",")))
     results = []
     with Cluster(rest=0, nginx=False) as cluster:
         redis = RedisStats(cluster.redis_port)
@@ -109,6 +113,8 @@ def main() -> int:
                  Side("new", args.new.resolve(), cluster, redis)]
         for kind, ops in (("rest", REST_OPS), ("grpc", GRPC_OPS)):
             for op in ops:
+                if only and op not in only:
+                    continue
                 rows: dict[str, list[dict[str, Any]]] = {"old": [], "new": []}
                 for n in range(args.rounds):
                     for side in (sides if n % 2 == 0 else sides[::-1]):

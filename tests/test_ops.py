@@ -460,6 +460,7 @@ class QuickStart(unittest.TestCase):
         process = subprocess.Popen([str(ROOT / "dev"), "up"], cwd=ROOT, env=env, text=True,
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                    start_new_session=True)
+        self.addCleanup(process.stdout.close)
         self.addCleanup(process.wait, 20)
         self.addCleanup(os.killpg, process.pid, signal.SIGINT)
         lines: list[str] = []
