@@ -32,6 +32,7 @@ from shared.config import Settings
 from shared.live import Live
 from shared.playback import Playback, Schedule
 from shared.queue import Queue
+from shared.rooms import Rooms
 from shared.stats import NodeStats
 
 from . import SERVICE
@@ -81,7 +82,8 @@ class Node:
         playback = Playback(queue, self.redis, settings)
         self.schedule = Schedule(playback, settings.node_id, on_advance=self.stats.advanced)
         self.server = grpc.aio.server(options=OPTIONS)
-        servicer = QueueServicer(queue, self.live, playback, settings)
+        servicer = QueueServicer(queue, self.live, playback, Rooms(self.redis, settings),
+                                 settings)
         self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
             SERVICE, handlers(servicer, settings.node_id, self.stats.requests)),))
         self.health = Health(settings.node_id)

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11proto/queue.proto\x12\x05queue\"\xba\x01\n\x05Track\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x0e\n\x06\x61rtist\x18\x03 \x01(\t\x12\r\n\x05votes\x18\x04 \x01(\x05\x12\x10\n\x08\x64uration\x18\x05 \x01(\x05\x12\x0c\n\x04room\x18\x06 \x01(\t\x12\x10\n\x08\x61\x64\x64\x65\x64_at\x18\x07 \x01(\x03\x12\x11\n\tplayed_at\x18\x08 \x01(\x03\x12\x0f\n\x07play_id\x18\t \x01(\x03\x12\x0f\n\x07skipped\x18\n \x01(\x08\x12\x10\n\x08\x66\x61llback\x18\x0b \x01(\x08\"#\n\x07TrackId\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04room\x18\x02 \x01(\t\"B\n\x0bVoteRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\n\n\x02up\x18\x02 \x01(\x08\x12\x0c\n\x04room\x18\x03 \x01(\t\x12\r\n\x05voter\x18\x04 \x01(\t\"I\n\tQueueList\x12\x1b\n\x05queue\x18\x01 \x03(\x0b\x32\x0c.queue.Track\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x0e\n\x06length\x18\x03 \x01(\x05\"{\n\rQueueResponse\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x1b\n\x05queue\x18\x02 \x03(\x0b\x32\x0c.queue.Track\x12\x1b\n\x05track\x18\x03 \x01(\x0b\x32\x0c.queue.Track\x12\x0f\n\x07version\x18\x04 \x01(\x03\x12\x0e\n\x06length\x18\x05 \x01(\x05\"N\n\x05\x45mpty\x12\x0c\n\x04room\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x0e\n\x06offset\x18\x03 \x01(\x05\x12\x18\n\x10\x65xpected_play_id\x18\x04 \x01(\x03\"\xc7\x01\n\x0fNowPlayingReply\x12\x1b\n\x05track\x18\x01 \x01(\x0b\x32\x0c.queue.Track\x12\x0f\n\x07play_id\x18\x02 \x01(\x03\x12\x12\n\nstarted_at\x18\x03 \x01(\x03\x12\x0f\n\x07\x65nds_at\x18\x04 \x01(\x03\x12\x0e\n\x06paused\x18\x05 \x01(\x08\x12\x10\n\x08position\x18\x06 \x01(\x01\x12\x12\n\nskip_votes\x18\x07 \x01(\x05\x12\x16\n\x0eskip_threshold\x18\x08 \x01(\x05\x12\x13\n\x0bserver_time\x18\t \x01(\x03\"*\n\x0bSkipRequest\x12\x0c\n\x04room\x18\x01 \x01(\t\x12\r\n\x05voter\x18\x02 \x01(\t\"I\n\tSkipReply\x12\x0f\n\x07skipped\x18\x01 \x01(\x08\x12+\n\x0bnow_playing\x18\x02 \x01(\x0b\x32\x16.queue.NowPlayingReply\"\xb8\x01\n\x08Settings\x12\x15\n\x08\x61utoplay\x18\x01 \x01(\x08H\x00\x88\x01\x01\x12\x1b\n\x0eskip_threshold\x18\x02 \x01(\x05H\x01\x88\x01\x01\x12\x15\n\x08\x66\x61llback\x18\x03 \x01(\tH\x02\x88\x01\x01\x12\x1e\n\x11no_repeat_minutes\x18\x04 \x01(\x05H\x03\x88\x01\x01\x42\x0b\n\t_autoplayB\x11\n\x0f_skip_thresholdB\x0b\n\t_fallbackB\x14\n\x12_no_repeat_minutes\"B\n\x0fSettingsRequest\x12\x0c\n\x04room\x18\x01 \x01(\t\x12!\n\x08settings\x18\x02 \x01(\x0b\x32\x0f.queue.Settings\"\xe4\x01\n\nQueueEvent\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x1b\n\x05track\x18\x03 \x01(\x0b\x32\x0c.queue.Track\x12\x1b\n\x05queue\x18\x04 \x03(\x0b\x32\x0c.queue.Track\x12\x0e\n\x06length\x18\x05 \x01(\x05\x12!\n\x0bnow_playing\x18\x06 \x01(\x0b\x32\x0c.queue.Track\x12\'\n\x07playing\x18\x07 \x01(\x0b\x32\x16.queue.NowPlayingReply\x12!\n\x08settings\x18\x08 \x01(\x0b\x32\x0f.queue.Settings2\xdc\x05\n\x0cQueueService\x12.\n\x08\x41\x64\x64Track\x12\x0c.queue.Track\x1a\x14.queue.QueueResponse\x12\x33\n\x0bRemoveTrack\x12\x0e.queue.TrackId\x1a\x14.queue.QueueResponse\x12\x35\n\tVoteTrack\x12\x12.queue.VoteRequest\x1a\x14.queue.QueueResponse\x12*\n\x08GetQueue\x12\x0c.queue.Empty\x1a\x10.queue.QueueList\x12+\n\x0bGetMetadata\x12\x0e.queue.TrackId\x1a\x0c.queue.Track\x12&\n\x08PlayNext\x12\x0c.queue.Empty\x1a\x0c.queue.Track\x12,\n\nGetHistory\x12\x0c.queue.Empty\x1a\x10.queue.QueueList\x12\x32\n\nNowPlaying\x12\x0c.queue.Empty\x1a\x16.queue.NowPlayingReply\x12+\n\x05\x43lear\x12\x0c.queue.Empty\x1a\x14.queue.QueueResponse\x12*\n\x05Watch\x12\x0c.queue.Empty\x1a\x11.queue.QueueEvent0\x01\x12-\n\x05Pause\x12\x0c.queue.Empty\x1a\x16.queue.NowPlayingReply\x12.\n\x06Resume\x12\x0c.queue.Empty\x1a\x16.queue.NowPlayingReply\x12,\n\x04Skip\x12\x12.queue.SkipRequest\x1a\x10.queue.SkipReply\x12,\n\x0bGetSettings\x12\x0c.queue.Empty\x1a\x0f.queue.Settings\x12\x39\n\x0eUpdateSettings\x12\x16.queue.SettingsRequest\x1a\x0f.queue.Settingsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11proto/queue.proto\x12\x05queue\"\xe9\x01\n\x05Track\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x0e\n\x06\x61rtist\x18\x03 \x01(\t\x12\r\n\x05votes\x18\x04 \x01(\x05\x12\x10\n\x08\x64uration\x18\x05 \x01(\x05\x12\x0c\n\x04room\x18\x06 \x01(\t\x12\x10\n\x08\x61\x64\x64\x65\x64_at\x18\x07 \x01(\x03\x12\x11\n\tplayed_at\x18\x08 \x01(\x03\x12\x0f\n\x07play_id\x18\t \x01(\x03\x12\x0f\n\x07skipped\x18\n \x01(\x08\x12\x10\n\x08\x66\x61llback\x18\x0b \x01(\x08\x12\x16\n\x0e\x61\x64\x64\x65\x64_by_guest\x18\x0c \x01(\t\x12\x15\n\radded_by_name\x18\r \x01(\t\"#\n\x07TrackId\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04room\x18\x02 \x01(\t\"B\n\x0bVoteRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\n\n\x02up\x18\x02 \x01(\x08\x12\x0c\n\x04room\x18\x03 \x01(\t\x12\r\n\x05voter\x18\x04 \x01(\t\"I\n\tQueueList\x12\x1b\n\x05queue\x18\x01 \x03(\x0b\x32\x0c.queue.Track\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x0e\n\x06length\x18\x03 \x01(\x05\"{\n\rQueueResponse\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x1b\n\x05queue\x18\x02 \x03(\x0b\x32\x0c.queue.Track\x12\x1b\n\x05track\x18\x03 \x01(\x0b\x32\x0c.queue.Track\x12\x0f\n\x07version\x18\x04 \x01(\x03\x12\x0e\n\x06length\x18\x05 \x01(\x05\"N\n\x05\x45mpty\x12\x0c\n\x04room\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x0e\n\x06offset\x18\x03 \x01(\x05\x12\x18\n\x10\x65xpected_play_id\x18\x04 \x01(\x03\"\xc7\x01\n\x0fNowPlayingReply\x12\x1b\n\x05track\x18\x01 \x01(\x0b\x32\x0c.queue.Track\x12\x0f\n\x07play_id\x18\x02 \x01(\x03\x12\x12\n\nstarted_at\x18\x03 \x01(\x03\x12\x0f\n\x07\x65nds_at\x18\x04 \x01(\x03\x12\x0e\n\x06paused\x18\x05 \x01(\x08\x12\x10\n\x08position\x18\x06 \x01(\x01\x12\x12\n\nskip_votes\x18\x07 \x01(\x05\x12\x16\n\x0eskip_threshold\x18\x08 \x01(\x05\x12\x13\n\x0bserver_time\x18\t \x01(\x03\"*\n\x0bSkipRequest\x12\x0c\n\x04room\x18\x01 \x01(\t\x12\r\n\x05voter\x18\x02 \x01(\t\"I\n\tSkipReply\x12\x0f\n\x07skipped\x18\x01 \x01(\x08\x12+\n\x0bnow_playing\x18\x02 \x01(\x0b\x32\x16.queue.NowPlayingReply\"\xd2\x02\n\x08Settings\x12\x15\n\x08\x61utoplay\x18\x01 \x01(\x08H\x00\x88\x01\x01\x12\x1b\n\x0eskip_threshold\x18\x02 \x01(\x05H\x01\x88\x01\x01\x12\x15\n\x08\x66\x61llback\x18\x03 \x01(\tH\x02\x88\x01\x01\x12\x1e\n\x11no_repeat_minutes\x18\x04 \x01(\x05H\x03\x88\x01\x01\x12\x1a\n\rrequire_guest\x18\x05 \x01(\x08H\x04\x88\x01\x01\x12\x1a\n\rmax_per_guest\x18\x06 \x01(\x05H\x05\x88\x01\x01\x12\x13\n\x06locked\x18\x07 \x01(\x08H\x06\x88\x01\x01\x12\x12\n\x05order\x18\x08 \x01(\tH\x07\x88\x01\x01\x42\x0b\n\t_autoplayB\x11\n\x0f_skip_thresholdB\x0b\n\t_fallbackB\x14\n\x12_no_repeat_minutesB\x10\n\x0e_require_guestB\x10\n\x0e_max_per_guestB\t\n\x07_lockedB\x08\n\x06_order\"!\n\x11\x43reateRoomRequest\x12\x0c\n\x04room\x18\x01 \x01(\t\"3\n\x0f\x43reateRoomReply\x12\x0c\n\x04room\x18\x01 \x01(\t\x12\x12\n\nhost_token\x18\x02 \x01(\t\"-\n\rCohostRequest\x12\x0c\n\x04room\x18\x01 \x01(\t\x12\x0e\n\x06\x63ohost\x18\x02 \x01(\t\",\n\x0b\x43ohostReply\x12\x0e\n\x06\x63ohost\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\")\n\x0bJoinRequest\x12\x0c\n\x04room\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"=\n\tJoinReply\x12\r\n\x05guest\x18\x01 \x01(\t\x12\x13\n\x0bguest_token\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\"+\n\x0cGuestRequest\x12\x0c\n\x04room\x18\x01 \x01(\t\x12\r\n\x05guest\x18\x02 \x01(\t\"8\n\x07MyTrack\x12\x1b\n\x05track\x18\x01 \x01(\x0b\x32\x0c.queue.Track\x12\x10\n\x08position\x18\x02 \x01(\x05\"H\n\tMineReply\x12\r\n\x05guest\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x1e\n\x06tracks\x18\x03 \x03(\x0b\x32\x0e.queue.MyTrack\"B\n\x0fSettingsRequest\x12\x0c\n\x04room\x18\x01 \x01(\t\x12!\n\x08settings\x18\x02 \x01(\x0b\x32\x0f.queue.Settings\"\xe4\x01\n\nQueueEvent\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x1b\n\x05track\x18\x03 \x01(\x0b\x32\x0c.queue.Track\x12\x1b\n\x05queue\x18\x04 \x03(\x0b\x32\x0c.queue.Track\x12\x0e\n\x06length\x18\x05 \x01(\x05\x12!\n\x0bnow_playing\x18\x06 \x01(\x0b\x32\x0c.queue.Track\x12\'\n\x07playing\x18\x07 \x01(\x0b\x32\x16.queue.NowPlayingReply\x12!\n\x08settings\x18\x08 \x01(\x0b\x32\x0f.queue.Settings2\xc1\x08\n\x0cQueueService\x12.\n\x08\x41\x64\x64Track\x12\x0c.queue.Track\x1a\x14.queue.QueueResponse\x12\x33\n\x0bRemoveTrack\x12\x0e.queue.TrackId\x1a\x14.queue.QueueResponse\x12\x35\n\tVoteTrack\x12\x12.queue.VoteRequest\x1a\x14.queue.QueueResponse\x12*\n\x08GetQueue\x12\x0c.queue.Empty\x1a\x10.queue.QueueList\x12+\n\x0bGetMetadata\x12\x0e.queue.TrackId\x1a\x0c.queue.Track\x12&\n\x08PlayNext\x12\x0c.queue.Empty\x1a\x0c.queue.Track\x12,\n\nGetHistory\x12\x0c.queue.Empty\x1a\x10.queue.QueueList\x12\x32\n\nNowPlaying\x12\x0c.queue.Empty\x1a\x16.queue.NowPlayingReply\x12+\n\x05\x43lear\x12\x0c.queue.Empty\x1a\x14.queue.QueueResponse\x12*\n\x05Watch\x12\x0c.queue.Empty\x1a\x11.queue.QueueEvent0\x01\x12-\n\x05Pause\x12\x0c.queue.Empty\x1a\x16.queue.NowPlayingReply\x12.\n\x06Resume\x12\x0c.queue.Empty\x1a\x16.queue.NowPlayingReply\x12,\n\x04Skip\x12\x12.queue.SkipRequest\x1a\x10.queue.SkipReply\x12,\n\x0bGetSettings\x12\x0c.queue.Empty\x1a\x0f.queue.Settings\x12\x39\n\x0eUpdateSettings\x12\x16.queue.SettingsRequest\x1a\x0f.queue.Settings\x12>\n\nCreateRoom\x12\x18.queue.CreateRoomRequest\x1a\x16.queue.CreateRoomReply\x12-\n\tAddCohost\x12\x0c.queue.Empty\x1a\x12.queue.CohostReply\x12:\n\x0cRevokeCohost\x12\x14.queue.CohostRequest\x1a\x14.queue.QueueResponse\x12,\n\x04Join\x12\x12.queue.JoinRequest\x1a\x10.queue.JoinReply\x12\x30\n\x03\x42\x61n\x12\x13.queue.GuestRequest\x1a\x14.queue.QueueResponse\x12\x32\n\x05Unban\x12\x13.queue.GuestRequest\x1a\x14.queue.QueueResponse\x12$\n\x02Me\x12\x0c.queue.Empty\x1a\x10.queue.MineReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,29 +32,47 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'proto.queue_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_TRACK']._serialized_start=29
-  _globals['_TRACK']._serialized_end=215
-  _globals['_TRACKID']._serialized_start=217
-  _globals['_TRACKID']._serialized_end=252
-  _globals['_VOTEREQUEST']._serialized_start=254
-  _globals['_VOTEREQUEST']._serialized_end=320
-  _globals['_QUEUELIST']._serialized_start=322
-  _globals['_QUEUELIST']._serialized_end=395
-  _globals['_QUEUERESPONSE']._serialized_start=397
-  _globals['_QUEUERESPONSE']._serialized_end=520
-  _globals['_EMPTY']._serialized_start=522
-  _globals['_EMPTY']._serialized_end=600
-  _globals['_NOWPLAYINGREPLY']._serialized_start=603
-  _globals['_NOWPLAYINGREPLY']._serialized_end=802
-  _globals['_SKIPREQUEST']._serialized_start=804
-  _globals['_SKIPREQUEST']._serialized_end=846
-  _globals['_SKIPREPLY']._serialized_start=848
-  _globals['_SKIPREPLY']._serialized_end=921
-  _globals['_SETTINGS']._serialized_start=924
-  _globals['_SETTINGS']._serialized_end=1108
-  _globals['_SETTINGSREQUEST']._serialized_start=1110
-  _globals['_SETTINGSREQUEST']._serialized_end=1176
-  _globals['_QUEUEEVENT']._serialized_start=1179
-  _globals['_QUEUEEVENT']._serialized_end=1407
-  _globals['_QUEUESERVICE']._serialized_start=1410
-  _globals['_QUEUESERVICE']._serialized_end=2142
+  _globals['_TRACK']._serialized_end=262
+  _globals['_TRACKID']._serialized_start=264
+  _globals['_TRACKID']._serialized_end=299
+  _globals['_VOTEREQUEST']._serialized_start=301
+  _globals['_VOTEREQUEST']._serialized_end=367
+  _globals['_QUEUELIST']._serialized_start=369
+  _globals['_QUEUELIST']._serialized_end=442
+  _globals['_QUEUERESPONSE']._serialized_start=444
+  _globals['_QUEUERESPONSE']._serialized_end=567
+  _globals['_EMPTY']._serialized_start=569
+  _globals['_EMPTY']._serialized_end=647
+  _globals['_NOWPLAYINGREPLY']._serialized_start=650
+  _globals['_NOWPLAYINGREPLY']._serialized_end=849
+  _globals['_SKIPREQUEST']._serialized_start=851
+  _globals['_SKIPREQUEST']._serialized_end=893
+  _globals['_SKIPREPLY']._serialized_start=895
+  _globals['_SKIPREPLY']._serialized_end=968
+  _globals['_SETTINGS']._serialized_start=971
+  _globals['_SETTINGS']._serialized_end=1309
+  _globals['_CREATEROOMREQUEST']._serialized_start=1311
+  _globals['_CREATEROOMREQUEST']._serialized_end=1344
+  _globals['_CREATEROOMREPLY']._serialized_start=1346
+  _globals['_CREATEROOMREPLY']._serialized_end=1397
+  _globals['_COHOSTREQUEST']._serialized_start=1399
+  _globals['_COHOSTREQUEST']._serialized_end=1444
+  _globals['_COHOSTREPLY']._serialized_start=1446
+  _globals['_COHOSTREPLY']._serialized_end=1490
+  _globals['_JOINREQUEST']._serialized_start=1492
+  _globals['_JOINREQUEST']._serialized_end=1533
+  _globals['_JOINREPLY']._serialized_start=1535
+  _globals['_JOINREPLY']._serialized_end=1596
+  _globals['_GUESTREQUEST']._serialized_start=1598
+  _globals['_GUESTREQUEST']._serialized_end=1641
+  _globals['_MYTRACK']._serialized_start=1643
+  _globals['_MYTRACK']._serialized_end=1699
+  _globals['_MINEREPLY']._serialized_start=1701
+  _globals['_MINEREPLY']._serialized_end=1773
+  _globals['_SETTINGSREQUEST']._serialized_start=1775
+  _globals['_SETTINGSREQUEST']._serialized_end=1841
+  _globals['_QUEUEEVENT']._serialized_start=1844
+  _globals['_QUEUEEVENT']._serialized_end=2072
+  _globals['_QUEUESERVICE']._serialized_start=2075
+  _globals['_QUEUESERVICE']._serialized_end=3164
 # @@protoc_insertion_point(module_scope)

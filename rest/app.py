@@ -21,6 +21,7 @@ from shared.config import Settings
 from shared.live import Live
 from shared.playback import Playback, Schedule
 from shared.queue import Queue
+from shared.rooms import JoinLimit, Rooms
 from shared.stats import NodeStats
 
 from .http import http_error, queue_error, server_error
@@ -45,7 +46,8 @@ def create_app(settings: Settings) -> Starlette:
         schedule.start()
         try:
             yield {"queue": queue, "redis": redis, "live": live, "settings": settings,
-                   "playback": playback}
+                   "playback": playback, "rooms": Rooms(redis, settings),
+                   "join_limit": JoinLimit(settings.guest_joins_per_minute)}
         finally:
             drain.callbacks.remove(live.end_all)
             await schedule.close()

@@ -112,6 +112,8 @@ class Settings:
     # gRPC nodes: the port of the HTTP listener that serves the Prometheus metrics (0: none)
     metrics_port: int = 9464
     forwarded_allow_ips: str = "127.0.0.1"  # whose X-Forwarded-For uvicorn trusts
+    # guest sessions one client address may open per minute, on each node
+    guest_joins_per_minute: int = 10
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> Settings:
@@ -139,4 +141,6 @@ class Settings:
             metrics_port=_int(env, "METRICS_PORT", default.metrics_port, 0, 65535),
             forwarded_allow_ips=env.get("FORWARDED_ALLOW_IPS", "").strip()
             or default.forwarded_allow_ips,
+            guest_joins_per_minute=_int(env, "GUEST_JOINS_PER_MINUTE",
+                                        default.guest_joins_per_minute, 1, 1_000_000),
         )
