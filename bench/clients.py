@@ -434,8 +434,7 @@ def judge(result: dict, victim_rooms: set[str], stored: set[tuple[str, str]]) ->
     failed = {(c[2], c[3]) for c in calls if c[4] not in ("ok", "duplicate")}
     outcomes: dict[str, int] = {}
     for c in calls:
-        key = c[4] if c[4] in ("ok", "duplicate", "hung") else c[4].split(":")[0] + ":" + \
-            c[4].split(":")[1]
+        key = c[4][:100] if c[4].startswith("error:") else c[4]
         outcomes[key] = outcomes.get(key, 0) + 1
     return {
         "writes": len(calls),
