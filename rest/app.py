@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
 from shared import errors, store
+from shared.catalogue import Catalogue
 from shared.config import Settings
 from shared.live import Live
 from shared.playback import Playback, Schedule
@@ -43,7 +44,7 @@ def create_app(settings: Settings) -> Starlette:
         schedule.start()
         try:
             yield {"queue": queue, "redis": redis, "live": live, "settings": settings,
-                   "playback": playback}
+                   "playback": playback, "catalogue": Catalogue(redis)}
         finally:
             drain.callbacks.remove(live.end_all)
             await schedule.close()
