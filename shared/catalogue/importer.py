@@ -37,6 +37,9 @@ FORMATS = ".csv, .jsonl (or .ndjson), .m3u, .m3u8, an audio file or a folder of 
 _CLOCK = re.compile(r"(?:(\d{1,2}):)?(\d{1,3}):([0-5]\d)")
 _EXTINF = re.compile(r"#EXTINF:\s*(-?\d+(?:\.\d+)?)([^,]*),(.*)")
 _ATTRIBUTE = re.compile(r'([A-Za-z0-9_-]+)="([^"]*)"')
+ID3_FRAMES = {"title": "TIT2", "artist": "TPE1", "albumartist": "TPE2", "album": "TALB",
+              "date": "TDRC", "genre": "TCON", "tracknumber": "TRCK",
+              "musicbrainz_trackid": "UFID:http://musicbrainz.org"}
 _ESCAPED = re.compile(r"[\udc80-\udcff]")  # bytes that were not UTF-8 (surrogateescape)
 
 
@@ -254,10 +257,12 @@ def read_audio(path: Path) -> Row:
     tags = audio.tags or {}
 
     def tag(name: str) -> str | None:
+        """An easy tag (FLAC, Ogg, MP3, MP4...), else its ID3 frame (WAV, AIFF)."""
         try:
-            values = tags.get(name)
-        except Exception:
+            values = tags.get(name) or tags.get(ID3_FRAMES.get(name, ""))
+        except Exception:  # a tag mutagen cannot read counts as absent
             return None
+        values = getattr(values, "text", values)  # an ID3 frame holds its values in .text
         return str(values[0]).strip() if values else None
 
     length = getattr(audio.info, "length", None) if audio.info else None
