@@ -3,7 +3,9 @@
     python -m grpc_svc.client [--target HOST:PORT] [--room R] [--json] COMMAND [options]
 
 Commands: add, remove, vote, queue, metadata, play, history, now, clear, watch, pause,
-resume, skip, settings, search. The
+resume, skip, settings, create-room, join, ban, unban, cohost, me, search. ``--token`` (default
+$ADMIN_TOKEN) is sent as the authorization: the server's admin token, a room's host or
+co-host token, or a guest's. The
 target defaults to $GRPC_TARGET, else localhost:50051; ``dns:///host:port`` (every address
 the name resolves to) and ``ipv4:a:p,b:q`` targets are balanced round robin. Output is a
 readable table, or JSON with --json. A failed call prints one line with its reason on
@@ -56,7 +58,8 @@ RETRY_READS = {"name": READS, "retryPolicy": {
 BALANCED = {"loadBalancingConfig": [{"round_robin": {}}], "methodConfig": [RETRY_READS]}
 HEALTH_CHECKED = {**BALANCED, "healthCheckConfig": {"serviceName": SERVICE}}
 WATCH_RETRY = 1.0
-SETTINGS = ("autoplay", "skip_threshold", "fallback", "no_repeat_minutes")
+SETTINGS = ("autoplay", "skip_threshold", "fallback", "no_repeat_minutes", "require_guest",
+            "max_per_guest", "locked", "order")
 
 
 READ_PATHS = frozenset(f"/{m['service']}/{m['method']}" for m in READS)
@@ -146,6 +149,38 @@ def run(args, stub: pb_grpc.QueueServiceStub, out) -> None:
         emit(args, out, {"skipped": skipped.skipped, "now_playing": now_dict(skipped.now_playing)},
              ("Skipped. " if skipped.skipped else "Skip vote recorded. ")
              + now_text(skipped.now_playing))
+    elif command == "create-room":
+        created = stub.CreateRoom(pb.CreateRoomRequest(room=room), **call)
+        emit(args, out, {"room": created.room, "host_token": created.host_token},
+             f"Room {created.room} created. Its host token (shown once; keep it):\n"
+             f"{created.host_token}")
+    elif command == "join":
+        joined = stub.Join(pb.JoinRequest(room=room, name=args.name), **call)
+        emit(args, out, {"guest": joined.guest, "guest_token": joined.guest_token,
+                         "name": joined.name},
+             f"Joined as {joined.name} ({joined.guest}). Your guest token (shown once):\n"
+             f"{joined.guest_token}")
+    elif command in ("ban", "unban"):
+        method = stub.Ban if command == "ban" else stub.Unban
+        reply = method(pb.GuestRequest(room=room, guest=args.guest), **call)
+        emit(args, out, {"message": reply.message, "guest": args.guest},
+             f"{reply.message}: {args.guest}.")
+    elif command == "cohost":
+        if args.revoke:
+            reply = stub.RevokeCohost(pb.CohostRequest(room=room, cohost=args.revoke), **call)
+            emit(args, out, {"message": reply.message, "cohost": args.revoke},
+                 f"{reply.message}: {args.revoke}.")
+        else:
+            cohost = stub.AddCohost(pb.Empty(room=room), **call)
+            emit(args, out, {"cohost": cohost.cohost, "token": cohost.token},
+                 f"Co-host {cohost.cohost} added. Its token (shown once):\n{cohost.token}")
+    elif command == "me":
+        mine = stub.Me(pb.Empty(room=room), **call)
+        emit(args, out, {"guest": mine.guest, "name": mine.name,
+                         "tracks": [{**track_dict(t.track), "position": t.position}
+                                    for t in mine.tracks]},
+             f"{mine.name} ({mine.guest}): {len(mine.tracks)} queued\n"
+             + "\n".join(f"#{t.position:<4} {describe(t.track)}" for t in mine.tracks))
     elif command == "settings":
         changes = {name: getattr(args, name) for name in SETTINGS
                    if getattr(args, name) is not None}
@@ -218,8 +253,8 @@ def _common(parser: argparse.ArgumentParser, defaults: bool) -> None:
     parser.add_argument("--json", action="store_true", default=value(False),
                         help="print JSON instead of tables")
     parser.add_argument("--token", default=value(os.environ.get("ADMIN_TOKEN", "")),
-                        help="host token for remove, play, clear, pause, resume and changes of "
-                             "settings (default: $ADMIN_TOKEN)")
+                        help="the admin token, a room's host or co-host token, or a guest "
+                             "token (default: $ADMIN_TOKEN)")
     parser.add_argument("--timeout", type=float, default=value(5.0),
                         help="seconds before a call gives up (default 5)")
     parser.add_argument("--idempotency-key", default=value(None),
@@ -268,7 +303,7 @@ def parser() -> argparse.ArgumentParser:
     command("pause", "stop the clock of the track playing now (host)")
     command("resume", "restart the clock where it stopped (host)")
     command("skip", "vote to skip the track playing now, once per voter per play") \
-        .add_argument("--voter", required=True, help="who votes")
+        .add_argument("--voter", default="", help="who votes (not needed with a guest token)")
     settings = command("settings", "show the room's settings; with options, change them "
                                    "(host)")
     settings.add_argument("--autoplay", type=_boolean, metavar="on|off",
@@ -279,6 +314,24 @@ def parser() -> argparse.ArgumentParser:
                           help="what an advance on an empty queue plays")
     settings.add_argument("--no-repeat-minutes", type=int, metavar="N",
                           help="refuse adds of tracks played this recently (0: off)")
+    settings.add_argument("--require-guest", type=_boolean, metavar="on|off",
+                          help="adds, votes and skips need a guest token")
+    settings.add_argument("--max-per-guest", type=int, metavar="N",
+                          help="queued tracks per guest (0: no limit)")
+    settings.add_argument("--locked", type=_boolean, metavar="on|off",
+                          help="only hosts may add")
+    settings.add_argument("--order", choices=("votes", "fair"), help="the play order")
+    command("create-room", "create the room given with --room (or a new name): prints its "
+                           "host token, once")
+    command("join", "join the room as a guest: prints your guest token, once") \
+        .add_argument("--name", required=True, help="your name in the room")
+    command("ban", "ban a guest (host): their tracks and votes go").add_argument(
+        "--guest", required=True, help="the guest's id (g-...)")
+    command("unban", "lift a guest's ban (host)").add_argument(
+        "--guest", required=True, help="the guest's id (g-...)")
+    cohost = command("cohost", "add a co-host (host): prints its token; --revoke ID ends one")
+    cohost.add_argument("--revoke", metavar="ID", help="the co-host to revoke (c-...)")
+    command("me", "your own queued tracks and their places (guest token)")
     command("clear", "empty the room: queue, now playing and history (host)")
     command("watch", "print every change of the room until Ctrl-C")
     return main

@@ -29,6 +29,7 @@ from shared.config import Settings
 from shared.live import Live
 from shared.playback import Playback, Schedule
 from shared.queue import Queue
+from shared.rooms import Rooms
 
 from . import SERVICE
 from .service import QueueServicer, handlers
@@ -76,7 +77,8 @@ class Node:
         playback = Playback(queue, self.redis, settings)
         self.schedule = Schedule(playback, settings.node_id)
         self.server = grpc.aio.server(options=OPTIONS)
-        servicer = QueueServicer(queue, self.live, playback, settings)
+        servicer = QueueServicer(queue, self.live, playback, Rooms(self.redis, settings),
+                                 settings)
         self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
             SERVICE, handlers(servicer, settings.node_id)),))
         self.health = Health(settings.node_id)

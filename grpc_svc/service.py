@@ -9,6 +9,7 @@ place, and sends ``x-node-id`` with every answer.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -17,13 +18,13 @@ from google.protobuf.message import DecodeError, Message
 
 from proto import queue_pb2 as pb
 from shared import errors, validation
-from shared.auth import check_admin
 from shared.catalogue import Catalogue, CatalogueTrack
 from shared.config import Settings
 from shared.live import Live, follow
 from shared.model import Snapshot
 from shared.playback import Playback
 from shared.queue import Queue
+from shared.rooms import JoinLimit, Rooms
 
 from . import wire
 
@@ -42,6 +43,11 @@ CODES = {
     errors.NothingPlaying: grpc.StatusCode.FAILED_PRECONDITION,
     errors.SkippingOff: grpc.StatusCode.FAILED_PRECONDITION,
     errors.PlayChanged: grpc.StatusCode.ABORTED,
+    errors.GuestFull: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.RoomTaken: grpc.StatusCode.ALREADY_EXISTS,
+    errors.NotCreated: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.UnknownMember: grpc.StatusCode.NOT_FOUND,
+    errors.TooManyRequests: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 Context = grpc.aio.ServicerContext
 
@@ -68,15 +74,26 @@ def idempotency_key(context: Context) -> str | None:
     return validation.idempotency_key(metadata(context, "idempotency-key"))
 
 
+def token(context: Context) -> str | None:
+    """The authorization metadata: the functions decide what it may do (``shared.auth``)."""
+    return metadata(context, "authorization")
+
+
+def peer_address(context: Context) -> str:
+    """The client's address without its port (ipv4:1.2.3.4:5678 -> ipv4:1.2.3.4)."""
+    return context.peer().rpartition(":")[0]
+
+
 class QueueServicer:
     """One method per RPC, named as in queue.proto."""
 
-    def __init__(self, queue: Queue, live: Live, playback: Playback, settings: Settings):
+    def __init__(self, queue: Queue, live: Live, playback: Playback, rooms: Rooms,
+                 settings: Settings):
         self.queue, self.live, self.playback, self.settings = queue, live, playback, settings
+        self.rooms = rooms
+        self.join_limit = JoinLimit(settings.guest_joins_per_minute)
         self.catalogue = Catalogue(playback.redis)
 
-    def _host(self, context: Context) -> None:
-        check_admin(self.settings.admin_token, metadata(context, "authorization"))
 
     async def AddTrack(self, request: pb.Track, context: Context) -> bytes:
         if not request.title and not request.artist:  # a catalogue track (0: its duration)
@@ -86,20 +103,23 @@ class QueueServicer:
             track = validation.new_track(request.id, request.title, request.artist,
                                          request.duration)
         change = await self.queue.add(room_of(request.room), track,
-                                      idempotency_key=idempotency_key(context))
+                                      idempotency_key=idempotency_key(context),
+                                      authorization=token(context))
         return wire.change_bytes("Track added", change)
 
     async def RemoveTrack(self, request: pb.TrackId, context: Context) -> bytes:
-        self._host(context)
         change = await self.queue.remove(room_of(request.room), validation.track_id(request.id),
-                                         idempotency_key=idempotency_key(context))
+                                         idempotency_key=idempotency_key(context),
+                                         authorization=token(context))
         return wire.change_bytes("Track removed", change)
 
     async def VoteTrack(self, request: pb.VoteRequest, context: Context) -> bytes:
-        voter = validation.voter(request.voter, self.settings.require_voter)
+        given = token(context)
+        voter = validation.voter(request.voter, self.settings.require_voter and given is None)
         change = await self.queue.vote(room_of(request.room), validation.track_id(request.id),
                                        request.up, voter,
-                                       idempotency_key=idempotency_key(context))
+                                       idempotency_key=idempotency_key(context),
+                                       authorization=given)
         return wire.change_bytes("Vote recorded", change)
 
     async def GetQueue(self, request: pb.Empty, context: Context) -> bytes:
@@ -111,11 +131,11 @@ class QueueServicer:
         return wire.track_bytes(track)
 
     async def PlayNext(self, request: pb.Empty, context: Context) -> bytes:
-        self._host(context)
         expected = validation.bounded("expected_play_id", request.expected_play_id, 0) or None
         change = await self.queue.play_next(room_of(request.room), head=0,  # the reply: a track
                                             idempotency_key=idempotency_key(context),
-                                            expected_play_id=expected)
+                                            expected_play_id=expected,
+                                            authorization=token(context))
         assert change.track is not None
         return wire.track_bytes(change.track)
 
@@ -128,22 +148,25 @@ class QueueServicer:
         return wire.now_bytes(now, server_time)
 
     async def Pause(self, request: pb.Empty, context: Context) -> bytes:
-        self._host(context)
         change = await self.playback.pause(room_of(request.room),
-                                           idempotency_key=idempotency_key(context))
+                                           idempotency_key=idempotency_key(context),
+                                           authorization=token(context))
         return wire.now_bytes(change.now)
 
     async def Resume(self, request: pb.Empty, context: Context) -> bytes:
-        self._host(context)
         change = await self.playback.resume(room_of(request.room),
-                                            idempotency_key=idempotency_key(context))
+                                            idempotency_key=idempotency_key(context),
+                                            authorization=token(context))
         return wire.now_bytes(change.now)
 
     async def Skip(self, request: pb.SkipRequest, context: Context) -> bytes:
-        voter = validation.voter(request.voter, True, "to skip (one skip vote per voter per play)")
-        assert voter is not None
+        given = token(context)
+        voter = validation.voter(request.voter, given is None,
+                                 "to skip (one skip vote per voter per play), or send a guest "
+                                 "token")
         change = await self.playback.skip(room_of(request.room), voter,
-                                          idempotency_key=idempotency_key(context))
+                                          idempotency_key=idempotency_key(context),
+                                          authorization=given)
         return pb.SkipReply(skipped=change.kind == "play",
                             now_playing=wire.now_pb(change.now)).SerializeToString()
 
@@ -152,20 +175,61 @@ class QueueServicer:
         return pb.Settings(**current).SerializeToString()
 
     async def UpdateSettings(self, request: pb.SettingsRequest, context: Context) -> bytes:
-        self._host(context)
         given = request.settings
         updates = {f.name: getattr(given, f.name) for f in given.DESCRIPTOR.fields
                    if given.HasField(f.name)}
         current = await self.playback.configure(room_of(request.room), updates,
-                                                idempotency_key=idempotency_key(context))
+                                                idempotency_key=idempotency_key(context),
+                                                authorization=token(context))
         return pb.Settings(**current).SerializeToString()
 
     async def Clear(self, request: pb.Empty, context: Context) -> bytes:
-        self._host(context)
         change = await self.queue.clear(room_of(request.room),
-                                        idempotency_key=idempotency_key(context))
+                                        idempotency_key=idempotency_key(context),
+                                        authorization=token(context))
         return wire.change_bytes("Room cleared", change)
 
+    async def CreateRoom(self, request: pb.CreateRoomRequest, context: Context) -> bytes:
+        room = validation.room(request.room) if request.room else f"room-{secrets.token_hex(4)}"
+        host_token = await self.rooms.create(room)
+        return pb.CreateRoomReply(room=room, host_token=host_token).SerializeToString()
+
+    async def AddCohost(self, request: pb.Empty, context: Context) -> bytes:
+        cohost, cohost_token = await self.rooms.add_cohost(room_of(request.room), token(context))
+        return pb.CohostReply(cohost=cohost, token=cohost_token).SerializeToString()
+
+    async def RevokeCohost(self, request: pb.CohostRequest, context: Context) -> bytes:
+        cohost = validation.member_id("cohost", request.cohost)
+        await self.rooms.revoke_cohost(room_of(request.room), cohost, token(context))
+        return pb.QueueResponse(message="Co-host revoked").SerializeToString()
+
+    async def Join(self, request: pb.JoinRequest, context: Context) -> bytes:
+        name = validation.guest_name(request.name)
+        self.join_limit.take(peer_address(context))
+        guest, guest_token = await self.rooms.join(room_of(request.room), name)
+        return pb.JoinReply(guest=guest, guest_token=guest_token, name=name).SerializeToString()
+
+    async def Ban(self, request: pb.GuestRequest, context: Context) -> bytes:
+        guest = validation.member_id("guest", request.guest)
+        change = await self.playback.ban(room_of(request.room), guest,
+                                         idempotency_key=idempotency_key(context),
+                                         authorization=token(context))
+        return pb.QueueResponse(message="Guest banned", version=change.version
+                                ).SerializeToString()
+
+    async def Unban(self, request: pb.GuestRequest, context: Context) -> bytes:
+        guest = validation.member_id("guest", request.guest)
+        change = await self.playback.unban(room_of(request.room), guest,
+                                           idempotency_key=idempotency_key(context),
+                                           authorization=token(context))
+        return pb.QueueResponse(message="Ban lifted", version=change.version
+                                ).SerializeToString()
+
+    async def Me(self, request: pb.Empty, context: Context) -> bytes:
+        mine = await self.rooms.mine(room_of(request.room), token(context))
+        return pb.MineReply(guest=mine.guest, name=mine.name, tracks=[
+            pb.MyTrack(track=wire.track_pb(track), position=position)
+            for position, track in mine.tracks]).SerializeToString()
     async def SearchCatalogue(self, request: pb.CatalogueQuery, context: Context) -> bytes:
         limit = validation.bounded("limit", request.limit, 0, validation.MAX_RESULTS)
         found = await self.catalogue.search(validation.search_query(request.query),
@@ -180,7 +244,15 @@ class QueueServicer:
     async def Watch(self, request: pb.Empty, context: Context) -> AsyncIterator[bytes]:
         """A snapshot of the room, then one event per change (``shared.live.follow``); each
         event is serialized once per node."""
-        async for item in follow(self.live, room_of(request.room)):
+        room = room_of(request.room)
+        guest = None
+        given = token(context)
+        if given is not None:  # a guest's stream ends when the guest is banned
+            role, member, _ = await self.rooms.whoami(room, given)
+            if role == "banned":
+                raise errors.Banned()
+            guest = member if role == "guest" else None
+        async for item in follow(self.live, room, guest=guest):
             if isinstance(item, Snapshot):
                 yield wire.snapshot_bytes(item)
             elif item is not None:

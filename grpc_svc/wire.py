@@ -51,7 +51,9 @@ def track_pb(track: Track) -> pb.Track:
     return pb.Track(id=track.id, title=track.title, artist=track.artist,
                     votes=max(-_INT32 - 1, min(track.votes, _INT32)), duration=track.duration,
                     added_at=track.added_at, played_at=track.played_at or 0,
-                    play_id=track.play_id or 0, skipped=track.skipped, fallback=track.fallback)
+                    play_id=track.play_id or 0, skipped=track.skipped, fallback=track.fallback,
+                    added_by_guest=track.added_by[0] if track.added_by else "",
+                    added_by_name=track.added_by[1] if track.added_by else "")
 
 
 def track_bytes(track: Track) -> bytes:

@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Track(_message.Message):
-    __slots__ = ("id", "title", "artist", "votes", "duration", "room", "added_at", "played_at", "play_id", "skipped", "fallback")
+    __slots__ = ("id", "title", "artist", "votes", "duration", "room", "added_at", "played_at", "play_id", "skipped", "fallback", "added_by_guest", "added_by_name")
     ID_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
     ARTIST_FIELD_NUMBER: _ClassVar[int]
@@ -19,6 +19,8 @@ class Track(_message.Message):
     PLAY_ID_FIELD_NUMBER: _ClassVar[int]
     SKIPPED_FIELD_NUMBER: _ClassVar[int]
     FALLBACK_FIELD_NUMBER: _ClassVar[int]
+    ADDED_BY_GUEST_FIELD_NUMBER: _ClassVar[int]
+    ADDED_BY_NAME_FIELD_NUMBER: _ClassVar[int]
     id: str
     title: str
     artist: str
@@ -30,7 +32,9 @@ class Track(_message.Message):
     play_id: int
     skipped: bool
     fallback: bool
-    def __init__(self, id: _Optional[str] = ..., title: _Optional[str] = ..., artist: _Optional[str] = ..., votes: _Optional[int] = ..., duration: _Optional[int] = ..., room: _Optional[str] = ..., added_at: _Optional[int] = ..., played_at: _Optional[int] = ..., play_id: _Optional[int] = ..., skipped: _Optional[bool] = ..., fallback: _Optional[bool] = ...) -> None: ...
+    added_by_guest: str
+    added_by_name: str
+    def __init__(self, id: _Optional[str] = ..., title: _Optional[str] = ..., artist: _Optional[str] = ..., votes: _Optional[int] = ..., duration: _Optional[int] = ..., room: _Optional[str] = ..., added_at: _Optional[int] = ..., played_at: _Optional[int] = ..., play_id: _Optional[int] = ..., skipped: _Optional[bool] = ..., fallback: _Optional[bool] = ..., added_by_guest: _Optional[str] = ..., added_by_name: _Optional[str] = ...) -> None: ...
 
 class TrackId(_message.Message):
     __slots__ = ("id", "room")
@@ -127,16 +131,98 @@ class SkipReply(_message.Message):
     def __init__(self, skipped: _Optional[bool] = ..., now_playing: _Optional[_Union[NowPlayingReply, _Mapping]] = ...) -> None: ...
 
 class Settings(_message.Message):
-    __slots__ = ("autoplay", "skip_threshold", "fallback", "no_repeat_minutes")
+    __slots__ = ("autoplay", "skip_threshold", "fallback", "no_repeat_minutes", "require_guest", "max_per_guest", "locked", "order")
     AUTOPLAY_FIELD_NUMBER: _ClassVar[int]
     SKIP_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     FALLBACK_FIELD_NUMBER: _ClassVar[int]
     NO_REPEAT_MINUTES_FIELD_NUMBER: _ClassVar[int]
+    REQUIRE_GUEST_FIELD_NUMBER: _ClassVar[int]
+    MAX_PER_GUEST_FIELD_NUMBER: _ClassVar[int]
+    LOCKED_FIELD_NUMBER: _ClassVar[int]
+    ORDER_FIELD_NUMBER: _ClassVar[int]
     autoplay: bool
     skip_threshold: int
     fallback: str
     no_repeat_minutes: int
-    def __init__(self, autoplay: _Optional[bool] = ..., skip_threshold: _Optional[int] = ..., fallback: _Optional[str] = ..., no_repeat_minutes: _Optional[int] = ...) -> None: ...
+    require_guest: bool
+    max_per_guest: int
+    locked: bool
+    order: str
+    def __init__(self, autoplay: _Optional[bool] = ..., skip_threshold: _Optional[int] = ..., fallback: _Optional[str] = ..., no_repeat_minutes: _Optional[int] = ..., require_guest: _Optional[bool] = ..., max_per_guest: _Optional[int] = ..., locked: _Optional[bool] = ..., order: _Optional[str] = ...) -> None: ...
+
+class CreateRoomRequest(_message.Message):
+    __slots__ = ("room",)
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    room: str
+    def __init__(self, room: _Optional[str] = ...) -> None: ...
+
+class CreateRoomReply(_message.Message):
+    __slots__ = ("room", "host_token")
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    HOST_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    room: str
+    host_token: str
+    def __init__(self, room: _Optional[str] = ..., host_token: _Optional[str] = ...) -> None: ...
+
+class CohostRequest(_message.Message):
+    __slots__ = ("room", "cohost")
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    COHOST_FIELD_NUMBER: _ClassVar[int]
+    room: str
+    cohost: str
+    def __init__(self, room: _Optional[str] = ..., cohost: _Optional[str] = ...) -> None: ...
+
+class CohostReply(_message.Message):
+    __slots__ = ("cohost", "token")
+    COHOST_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    cohost: str
+    token: str
+    def __init__(self, cohost: _Optional[str] = ..., token: _Optional[str] = ...) -> None: ...
+
+class JoinRequest(_message.Message):
+    __slots__ = ("room", "name")
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    room: str
+    name: str
+    def __init__(self, room: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class JoinReply(_message.Message):
+    __slots__ = ("guest", "guest_token", "name")
+    GUEST_FIELD_NUMBER: _ClassVar[int]
+    GUEST_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    guest: str
+    guest_token: str
+    name: str
+    def __init__(self, guest: _Optional[str] = ..., guest_token: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class GuestRequest(_message.Message):
+    __slots__ = ("room", "guest")
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    GUEST_FIELD_NUMBER: _ClassVar[int]
+    room: str
+    guest: str
+    def __init__(self, room: _Optional[str] = ..., guest: _Optional[str] = ...) -> None: ...
+
+class MyTrack(_message.Message):
+    __slots__ = ("track", "position")
+    TRACK_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    track: Track
+    position: int
+    def __init__(self, track: _Optional[_Union[Track, _Mapping]] = ..., position: _Optional[int] = ...) -> None: ...
+
+class MineReply(_message.Message):
+    __slots__ = ("guest", "name", "tracks")
+    GUEST_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TRACKS_FIELD_NUMBER: _ClassVar[int]
+    guest: str
+    name: str
+    tracks: _containers.RepeatedCompositeFieldContainer[MyTrack]
+    def __init__(self, guest: _Optional[str] = ..., name: _Optional[str] = ..., tracks: _Optional[_Iterable[_Union[MyTrack, _Mapping]]] = ...) -> None: ...
 
 class SettingsRequest(_message.Message):
     __slots__ = ("room", "settings")

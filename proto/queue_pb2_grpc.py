@@ -109,6 +109,41 @@ class QueueServiceStub:
                 request_serializer=proto_dot_queue__pb2.SettingsRequest.SerializeToString,
                 response_deserializer=proto_dot_queue__pb2.Settings.FromString,
                 _registered_method=True)
+        self.CreateRoom = channel.unary_unary(
+                '/queue.QueueService/CreateRoom',
+                request_serializer=proto_dot_queue__pb2.CreateRoomRequest.SerializeToString,
+                response_deserializer=proto_dot_queue__pb2.CreateRoomReply.FromString,
+                _registered_method=True)
+        self.AddCohost = channel.unary_unary(
+                '/queue.QueueService/AddCohost',
+                request_serializer=proto_dot_queue__pb2.Empty.SerializeToString,
+                response_deserializer=proto_dot_queue__pb2.CohostReply.FromString,
+                _registered_method=True)
+        self.RevokeCohost = channel.unary_unary(
+                '/queue.QueueService/RevokeCohost',
+                request_serializer=proto_dot_queue__pb2.CohostRequest.SerializeToString,
+                response_deserializer=proto_dot_queue__pb2.QueueResponse.FromString,
+                _registered_method=True)
+        self.Join = channel.unary_unary(
+                '/queue.QueueService/Join',
+                request_serializer=proto_dot_queue__pb2.JoinRequest.SerializeToString,
+                response_deserializer=proto_dot_queue__pb2.JoinReply.FromString,
+                _registered_method=True)
+        self.Ban = channel.unary_unary(
+                '/queue.QueueService/Ban',
+                request_serializer=proto_dot_queue__pb2.GuestRequest.SerializeToString,
+                response_deserializer=proto_dot_queue__pb2.QueueResponse.FromString,
+                _registered_method=True)
+        self.Unban = channel.unary_unary(
+                '/queue.QueueService/Unban',
+                request_serializer=proto_dot_queue__pb2.GuestRequest.SerializeToString,
+                response_deserializer=proto_dot_queue__pb2.QueueResponse.FromString,
+                _registered_method=True)
+        self.Me = channel.unary_unary(
+                '/queue.QueueService/Me',
+                request_serializer=proto_dot_queue__pb2.Empty.SerializeToString,
+                response_deserializer=proto_dot_queue__pb2.MineReply.FromString,
+                _registered_method=True)
         self.SearchCatalogue = channel.unary_unary(
                 '/queue.QueueService/SearchCatalogue',
                 request_serializer=proto_dot_queue__pb2.CatalogueQuery.SerializeToString,
@@ -222,6 +257,56 @@ class QueueServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateRoom(self, request, context):
+        """Rooms with their own hosts and guests (the token in "authorization" metadata).
+        the host token, once
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddCohost(self, request, context):
+        """host
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeCohost(self, request, context):
+        """host
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Join(self, request, context):
+        """a guest session
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Ban(self, request, context):
+        """host
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Unban(self, request, context):
+        """host
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Me(self, request, context):
+        """a guest's own tracks
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SearchCatalogue(self, request, context):
         """The catalogue, one per deployment (AddTrack with only an id adds a catalogue track).
         """
@@ -313,6 +398,41 @@ def add_QueueServiceServicer_to_server(servicer, server):
                     servicer.UpdateSettings,
                     request_deserializer=proto_dot_queue__pb2.SettingsRequest.FromString,
                     response_serializer=proto_dot_queue__pb2.Settings.SerializeToString,
+            ),
+            'CreateRoom': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateRoom,
+                    request_deserializer=proto_dot_queue__pb2.CreateRoomRequest.FromString,
+                    response_serializer=proto_dot_queue__pb2.CreateRoomReply.SerializeToString,
+            ),
+            'AddCohost': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddCohost,
+                    request_deserializer=proto_dot_queue__pb2.Empty.FromString,
+                    response_serializer=proto_dot_queue__pb2.CohostReply.SerializeToString,
+            ),
+            'RevokeCohost': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeCohost,
+                    request_deserializer=proto_dot_queue__pb2.CohostRequest.FromString,
+                    response_serializer=proto_dot_queue__pb2.QueueResponse.SerializeToString,
+            ),
+            'Join': grpc.unary_unary_rpc_method_handler(
+                    servicer.Join,
+                    request_deserializer=proto_dot_queue__pb2.JoinRequest.FromString,
+                    response_serializer=proto_dot_queue__pb2.JoinReply.SerializeToString,
+            ),
+            'Ban': grpc.unary_unary_rpc_method_handler(
+                    servicer.Ban,
+                    request_deserializer=proto_dot_queue__pb2.GuestRequest.FromString,
+                    response_serializer=proto_dot_queue__pb2.QueueResponse.SerializeToString,
+            ),
+            'Unban': grpc.unary_unary_rpc_method_handler(
+                    servicer.Unban,
+                    request_deserializer=proto_dot_queue__pb2.GuestRequest.FromString,
+                    response_serializer=proto_dot_queue__pb2.QueueResponse.SerializeToString,
+            ),
+            'Me': grpc.unary_unary_rpc_method_handler(
+                    servicer.Me,
+                    request_deserializer=proto_dot_queue__pb2.Empty.FromString,
+                    response_serializer=proto_dot_queue__pb2.MineReply.SerializeToString,
             ),
             'SearchCatalogue': grpc.unary_unary_rpc_method_handler(
                     servicer.SearchCatalogue,
@@ -730,6 +850,195 @@ class QueueService:
             '/queue.QueueService/UpdateSettings',
             proto_dot_queue__pb2.SettingsRequest.SerializeToString,
             proto_dot_queue__pb2.Settings.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateRoom(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/queue.QueueService/CreateRoom',
+            proto_dot_queue__pb2.CreateRoomRequest.SerializeToString,
+            proto_dot_queue__pb2.CreateRoomReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddCohost(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/queue.QueueService/AddCohost',
+            proto_dot_queue__pb2.Empty.SerializeToString,
+            proto_dot_queue__pb2.CohostReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeCohost(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/queue.QueueService/RevokeCohost',
+            proto_dot_queue__pb2.CohostRequest.SerializeToString,
+            proto_dot_queue__pb2.QueueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Join(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/queue.QueueService/Join',
+            proto_dot_queue__pb2.JoinRequest.SerializeToString,
+            proto_dot_queue__pb2.JoinReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Ban(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/queue.QueueService/Ban',
+            proto_dot_queue__pb2.GuestRequest.SerializeToString,
+            proto_dot_queue__pb2.QueueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Unban(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/queue.QueueService/Unban',
+            proto_dot_queue__pb2.GuestRequest.SerializeToString,
+            proto_dot_queue__pb2.QueueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Me(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/queue.QueueService/Me',
+            proto_dot_queue__pb2.Empty.SerializeToString,
+            proto_dot_queue__pb2.MineReply.FromString,
             options,
             channel_credentials,
             insecure,

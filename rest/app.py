@@ -22,6 +22,7 @@ from shared.config import Settings
 from shared.live import Live
 from shared.playback import Playback, Schedule
 from shared.queue import Queue
+from shared.rooms import JoinLimit, Rooms
 
 from .http import http_error, queue_error, server_error
 from .middleware import BodyCap, Drain, Draining, NodeId, RefuseConnect
@@ -44,7 +45,9 @@ def create_app(settings: Settings) -> Starlette:
         schedule.start()
         try:
             yield {"queue": queue, "redis": redis, "live": live, "settings": settings,
-                   "playback": playback, "catalogue": Catalogue(redis)}
+                   "playback": playback, "rooms": Rooms(redis, settings),
+                   "join_limit": JoinLimit(settings.guest_joins_per_minute),
+                   "catalogue": Catalogue(redis)}
         finally:
             drain.callbacks.remove(live.end_all)
             await schedule.close()

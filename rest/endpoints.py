@@ -8,7 +8,6 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from shared import validation
-from shared.auth import check_admin
 from shared.model import Change
 from shared.queue import Queue
 
@@ -42,8 +41,9 @@ def page_of(request: Request) -> tuple[int, int | None]:
     return offset or 0, validation.query_int("limit", params.get("limit"), None, 1)
 
 
-def require_host(request: Request) -> None:
-    check_admin(request.state.settings.admin_token, request.headers.get("authorization"))
+def authorization(request: Request) -> str | None:
+    """The Authorization header: the functions decide what it may do (``shared.auth``)."""
+    return request.headers.get("authorization")
 
 
 def written(message: bytes, change: Change) -> JSONResponse:
@@ -60,16 +60,17 @@ async def add_track(request: Request) -> Response:
         track = validation.new_track(body.get("id"), body.get("title"), body.get("artist"),
                                      body.get("duration"))
     change = await queue_of(request).add(room_of(request), track, head=head_of(request),
-                                         idempotency_key=idempotency_key(request))
+                                         idempotency_key=idempotency_key(request),
+                                         authorization=authorization(request))
     return written(b"Track added", change)
 
 
 async def remove_track(request: Request) -> Response:
-    require_host(request)
     body = await json_body(request, required="id" not in request.query_params)
     track_id = validation.track_id(request.query_params.get("id", body.get("id")))
     change = await queue_of(request).remove(room_of(request), track_id, head=head_of(request),
-                                            idempotency_key=idempotency_key(request))
+                                            idempotency_key=idempotency_key(request),
+                                            authorization=authorization(request))
     return written(b"Track removed", change)
 
 
@@ -78,11 +79,13 @@ async def vote(request: Request) -> Response:
     body = await json_body(request, required=False)
     track_id = validation.track_id(params.get("id", body.get("id")))
     up = validation.up(params.get("up", body.get("up")))
-    voter = validation.voter(params.get("voter", body.get("voter")),
-                             request.state.settings.require_voter)
+    voter = validation.voter(params.get("voter", body.get("voter")),  # (a guest: their own)
+                             request.state.settings.require_voter
+                             and authorization(request) is None)
     change = await queue_of(request).vote(room_of(request), track_id, up, voter,
                                           head=head_of(request),
-                                          idempotency_key=idempotency_key(request))
+                                          idempotency_key=idempotency_key(request),
+                                          authorization=authorization(request))
     return written(b"Vote recorded", change)
 
 
@@ -116,16 +119,20 @@ async def history(request: Request) -> Response:
 
 
 async def clear(request: Request) -> Response:
-    require_host(request)
     head_of(request)  # checked like any write's
-    await queue_of(request).clear(room_of(request), idempotency_key=idempotency_key(request))
+    await queue_of(request).clear(room_of(request), idempotency_key=idempotency_key(request),
+                                  authorization=authorization(request))
     return JSONResponse({"message": "Room cleared", "queue": []})
 
 
 async def events(request: Request) -> Response:
-    stream = await live.open_stream(request.state.live, room_of(request),
+    from .rooms import stream_guest
+
+    room = room_of(request)
+    guest = await stream_guest(request, room)
+    stream = await live.open_stream(request.state.live, room,
                                     request.headers.get("last-event-id"),
-                                    request.state.settings.sse_heartbeat)
+                                    request.state.settings.sse_heartbeat, guest)
     return StreamingResponse(stream, media_type="text/event-stream", headers=live.HEADERS)
 
 

@@ -36,6 +36,11 @@ STATUS = {
     errors.AdminTokenWrong: 403,
     errors.StoreUnavailable: 503,
     errors.RecentlyPlayed: 409,
+    errors.GuestFull: 409,
+    errors.RoomTaken: 409,
+    errors.NotCreated: 409,
+    errors.UnknownMember: 404,
+    errors.TooManyRequests: 429,
     errors.PlayChanged: 412,
     errors.NothingPlaying: 409,
     errors.SkippingOff: 409,
@@ -68,6 +73,8 @@ async def queue_error(request: Request, exc: Exception) -> Response:
     headers = None
     if status == 503:
         headers = {"Retry-After": "1"}
+    elif status == 429:
+        headers = {"Retry-After": "60"}
     elif status == 401:
         headers = {"WWW-Authenticate": 'Bearer realm="music-queue"'}
     elif isinstance(exc, errors.PlayChanged):  # what is current instead
@@ -194,6 +201,8 @@ def track_json(track: Track) -> dict:
         "votes": track.votes,
         "added_at": iso_time(track.added_at),
     }
+    if track.added_by is not None:
+        out["added_by"] = {"guest": track.added_by[0], "name": track.added_by[1]}
     if track.played_at is not None:
         out["played_at"] = iso_time(track.played_at)
     if track.play_id is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator
 
+from shared.errors import Banned
 from shared.live import Event, Live, follow
 from shared.model import Snapshot, iso_time
 from shared.settings import effective
@@ -44,6 +45,8 @@ def event_frame(event: Event) -> bytes:
             extra += b',"server_time":"%s"' % iso_time(change.now.clock.now).encode()
     elif change.settings is not None:
         extra += b',"settings":%s' % dumps(effective(change.settings))
+    elif change.guest is not None:
+        extra += b',"guest":%s' % dumps(change.guest)
     return (b'id: %d\nevent: %s\ndata: {"type":"%s","version":%d,"length":%d,"queue":%s%s}\n\n'
             % (v, kind, kind, v, change.length, tracks_bytes(change.head), extra))
 
@@ -56,10 +59,10 @@ def _last_event_id(header: str | None) -> int | None:
 
 
 async def open_stream(live: Live, room: str, last_event_id: str | None,
-                      heartbeat: float) -> AsyncIterator[bytes]:
+                      heartbeat: float, guest: str | None = None) -> AsyncIterator[bytes]:
     """Subscribe and take the first snapshot (errors here are ordinary responses: 503 when
-    Redis is down), and return the stream's body."""
-    items = follow(live, room, idle=heartbeat)
+    Redis is down), and return the stream's body (a guest's ends when they are banned)."""
+    items = follow(live, room, idle=heartbeat, guest=guest)
     first = await anext(items)
     assert isinstance(first, Snapshot)
     return _frames(items, first, _last_event_id(last_event_id))
@@ -78,5 +81,7 @@ async def _frames(items: AsyncGenerator[Snapshot | Event | None, None], first: S
                 yield snapshot_frame(item)
             else:
                 yield item.rendered("sse", event_frame)
+    except Banned as exc:  # this guest was banned: say so, and end the stream
+        yield b"event: banned\ndata: %s\n\n" % dumps({"detail": exc.detail})
     finally:
         await items.aclose()

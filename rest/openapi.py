@@ -45,6 +45,9 @@ SCHEMAS: dict[str, Schema] = {
             "played_at": {"type": "string", "format": "date-time",
                           "description": "Only on tracks that were played."},
             "play_id": {"type": "integer", "description": "Played tracks: their play."},
+            "added_by": {"type": "object", "description": "The guest who added it.",
+                         "properties": {"guest": {"type": "string"},
+                                        "name": {"type": "string"}}},
             "skipped": {"type": "boolean", "description": "In the history: skipped by votes."},
             "fallback": {"type": "boolean",
                          "description": "In the history: a replay (the queue was empty)."},
@@ -135,6 +138,26 @@ SCHEMAS: dict[str, Schema] = {
         "additionalProperties": False,
         "example": {"autoplay": True, "skip_threshold": 3},
     },
+    "NewRoom": {"type": "object", "properties": {"room": {
+        "type": "string", "pattern": f"^{v.ROOM_PATTERN}$",
+        "description": "The name (default: one is made up)."}}},
+    "CreatedRoom": {"type": "object", "properties": {
+        "room": {"type": "string"},
+        "host_token": {"type": "string", "description": "Shown once; keep it."}}},
+    "Cohost": {"type": "object", "properties": {"cohost": {"type": "string"},
+                                                "token": {"type": "string"}}},
+    "NewGuest": {"type": "object", "required": ["name"], "properties": {
+        "name": {"type": "string", "minLength": 1, "maxLength": v.MAX_GUEST_NAME}},
+        "example": {"name": "Ann"}},
+    "Guest": {"type": "object", "properties": {
+        "guest": {"type": "string"}, "name": {"type": "string"},
+        "guest_token": {"type": "string", "description": "Shown once; send it as "
+                                                         "Authorization: Bearer <token>."}}},
+    "Mine": {"type": "object", "properties": {
+        "guest": {"type": "string"}, "name": {"type": "string"},
+        "tracks": {"type": "array", "items": {"allOf": [ref("Track"), {
+            "type": "object", "properties": {"position": {"type": "integer",
+                                                          "description": "1-based"}}}]}}}},
     "Message": {"type": "object", "properties": {"message": {"type": "string"}}},
     "Status": {"type": "object", "properties": {"status": {"type": "string"},
                                                 "node": {"type": "string"}}},
@@ -148,10 +171,11 @@ ERRORS = {
     "400": "Malformed JSON or parameter",
     "401": "Host token missing (only when ADMIN_TOKEN is set)",
     "403": "Host token wrong",
-    "404": "Unknown track",
+    "404": "Unknown track, guest or co-host",
     "409": "Conflict: duplicate id, empty or full queue, a recent repeat, nothing playing, "
            "skipping off",
     "412": "If-Match names a play that is no longer current; the body has now_playing",
+    "429": "Too many guest sessions from this address; retry after Retry-After",
     "413": f"Body over {v.MAX_BODY // 1024} KiB",
     "422": "A value out of its rules; the detail names the field",
     "503": "Redis unreachable; retry after the Retry-After seconds",
@@ -197,6 +221,8 @@ def schema_of(endpoints: Iterable[Endpoint]) -> Schema:
                                 "`/rooms/{room}`. Errors are `{\"detail\": ...}`."},
         "paths": paths,
         "components": {"schemas": SCHEMAS,
-                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                                                      "description": "ADMIN_TOKEN, if set"}}},
+                       "securitySchemes": {"bearer": {
+                           "type": "http", "scheme": "bearer",
+                           "description": "ADMIN_TOKEN, if set; in a created room its host's "
+                                          "or a co-host's token; a guest's token for guests"}}},
     }

@@ -11,7 +11,7 @@ from shared import validation
 from shared.model import NowPlaying
 from shared.playback import Playback
 
-from .endpoints import head_of, idempotency_key, queue_of, require_host, room_of
+from .endpoints import authorization, head_of, idempotency_key, queue_of, room_of
 from .http import JSONResponse, dumps, json_body, now_bytes
 
 
@@ -25,12 +25,11 @@ def playing(now: NowPlaying | None) -> JSONResponse:
 
 
 async def play_next(request: Request) -> Response:
-    require_host(request)
     head_of(request)  # checked like any write's, though the answer is now playing alone
     expected = validation.play_id(request.headers.get("if-match"))
     change = await queue_of(request).play_next(
         room_of(request), head=0, idempotency_key=idempotency_key(request),
-        expected_play_id=expected)
+        expected_play_id=expected, authorization=authorization(request))
     return playing(change.now)
 
 
@@ -40,26 +39,28 @@ async def now_playing(request: Request) -> Response:
 
 
 async def pause(request: Request) -> Response:
-    require_host(request)
     change = await playback_of(request).pause(room_of(request),
-                                              idempotency_key=idempotency_key(request))
+                                              idempotency_key=idempotency_key(request),
+                                              authorization=authorization(request))
     return playing(change.now)
 
 
 async def resume(request: Request) -> Response:
-    require_host(request)
     change = await playback_of(request).resume(room_of(request),
-                                               idempotency_key=idempotency_key(request))
+                                               idempotency_key=idempotency_key(request),
+                                               authorization=authorization(request))
     return playing(change.now)
 
 
 async def skip(request: Request) -> Response:
     body = await json_body(request, required=False)
-    voter = validation.voter(request.query_params.get("voter", body.get("voter")), True,
-                             "to skip (one skip vote per voter per play)")
-    assert voter is not None
+    given = authorization(request)
+    voter = validation.voter(request.query_params.get("voter", body.get("voter")),
+                             given is None, "to skip (one skip vote per voter per play), or "
+                                            "send a guest token")
     change = await playback_of(request).skip(room_of(request), voter,
-                                             idempotency_key=idempotency_key(request))
+                                             idempotency_key=idempotency_key(request),
+                                             authorization=given)
     skipped = change.kind == "play"
     return JSONResponse(b'{"message":"%s","skipped":%s,"now_playing":%s}' % (
         b"Track skipped" if skipped else b"Skip vote recorded",
@@ -71,9 +72,9 @@ async def get_settings(request: Request) -> Response:
 
 
 async def patch_settings(request: Request) -> Response:
-    require_host(request)
     updates = await json_body(request)
     changed = await playback_of(request).configure(
-        room_of(request), updates, idempotency_key=idempotency_key(request))
+        room_of(request), updates, idempotency_key=idempotency_key(request),
+        authorization=authorization(request))
     return JSONResponse(dumps(changed))
 

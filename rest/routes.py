@@ -18,7 +18,7 @@ from starlette.types import Receive, Scope, Send
 
 from shared import validation as v
 
-from . import catalogue, endpoints, pages, playback
+from . import catalogue, endpoints, pages, playback, rooms
 from .openapi import ID, ref
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -72,6 +72,9 @@ HTML = {"description": "HTML", "content": {"text/html": {"schema": {"type": "str
 ENDPOINTS = (
     Endpoint("/add_track", "POST", endpoints.add_track,
              "Add a track (0 votes, last among equals)", WRITE, "NewTrack",
+             success=ref("WriteResult"), errors="400 401 403 409 413 422 503"),
+    Endpoint("/remove_track", "POST", endpoints.remove_track,
+             "Remove a queued track (host, or the guest who added it)",
              success=ref("WriteResult"), errors="400 404 409 413 422 503"),
     Endpoint("/remove_track", "POST", endpoints.remove_track, "Remove a queued track (host)",
              WRITE, "TrackRef", success=ref("WriteResult"),
@@ -83,7 +86,7 @@ ENDPOINTS = (
         query("voter", {"type": "string", "maxLength": v.MAX_VOTER},
               "One ballot per voter per track; omit for an anonymous vote.", "ann"), *WRITE),
         "VoteBody", body_required=False, success=ref("WriteResult"),
-        errors="400 404 413 422 503"),
+        errors="400 401 403 404 413 422 503"),
     Endpoint("/queue", "GET", endpoints.queue,
              "The queue in play order (ETag: the room version)", (*PAGE, header(
                  "If-None-Match", {"type": "string"},
@@ -119,7 +122,7 @@ ENDPOINTS = (
              (query("voter", {"type": "string", "maxLength": v.MAX_VOTER},
                     "Who votes (required; the body may carry it instead).", "ann"),
               IDEMPOTENCY), "VoterBody", body_required=False, success=ref("SkipResult"),
-             errors="400 409 413 422 503"),
+             errors="400 401 403 409 413 422 503"),
     Endpoint("/settings", "GET", playback.get_settings, "The room's settings",
              success=ref("Settings"), errors="422 503"),
     Endpoint("/settings", "PATCH", playback.patch_settings,
@@ -139,6 +142,39 @@ ENDPOINTS = (
              (header("Last-Event-ID", {"type": "integer"}, "The last version this client saw."),),
              success={"description": "OK", "content": {"text/event-stream": {
                  "schema": {"type": "string"}}}}, errors="503"),
+    Endpoint("/rooms", "POST", rooms.create_room,
+             "Create a room with its own host: the host token is shown once, here",
+             body="NewRoom", body_required=False, success=ref("CreatedRoom"),
+             errors="400 409 413 422 503", room=False, tag="hosts and guests", status=201),
+    Endpoint("/rooms/{room}/cohosts", "POST", rooms.add_cohost,
+             "Add a co-host (host): a token with the host's powers, shown once",
+             success=ref("Cohost"), errors="401 403 409 503", host=True, room=False,
+             tag="hosts and guests", status=201),
+    Endpoint("/rooms/{room}/cohosts/{cohost}", "DELETE", rooms.revoke_cohost,
+             "Revoke a co-host (host): the token stops working at once, on every node",
+             ({"name": "cohost", "in": "path", "required": True,
+               "schema": {"type": "string"}, "example": "c-1a2b3c4d"},),
+             success=ref("Message"), errors="401 403 404 422 503", host=True, room=False,
+             tag="hosts and guests"),
+    Endpoint("/rooms/{room}/guests", "POST", rooms.join,
+             "Join as a guest: a token that makes adds, votes and skips this guest's "
+             "(rate-limited per address)", body="NewGuest", success=ref("Guest"),
+             errors="400 413 422 429 503", room=False, tag="hosts and guests", status=201),
+    Endpoint("/rooms/{room}/guests/{guest}/ban", "POST", rooms.ban,
+             "Ban a guest (host): their token stops working, their queued tracks and ballots "
+             "go, in one step, and their streams end", (
+                 {"name": "guest", "in": "path", "required": True,
+                  "schema": {"type": "string"}, "example": "g-1a2b3c4d"}, IDEMPOTENCY),
+             success=ref("Message"), errors="401 403 404 422 503", host=True, room=False,
+             tag="hosts and guests"),
+    Endpoint("/rooms/{room}/guests/{guest}/ban", "DELETE", rooms.unban, "Lift a ban (host)",
+             ({"name": "guest", "in": "path", "required": True,
+               "schema": {"type": "string"}, "example": "g-1a2b3c4d"}, IDEMPOTENCY),
+             success=ref("Message"), errors="401 403 404 422 503", host=True, room=False,
+             tag="hosts and guests"),
+    Endpoint("/rooms/{room}/me", "GET", rooms.me,
+             "A guest's own queued tracks, each with its place in the queue (guest token)",
+             success=ref("Mine"), errors="401 403 503", room=False, tag="hosts and guests"),
     Endpoint("/catalogue/search", "GET", catalogue.search,
              "Search the catalogue as you type: tracks whose title, artist or album has every "
              "word of q as a word prefix (case and accents ignored), best first: exact "

@@ -102,6 +102,8 @@ class Settings:
     sse_heartbeat: float = 10.0
     log_level: str = "info"
     forwarded_allow_ips: str = "127.0.0.1"  # whose X-Forwarded-For uvicorn trusts
+    # guest sessions one client address may open per minute, on each node
+    guest_joins_per_minute: int = 10
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> Settings:
@@ -127,4 +129,6 @@ class Settings:
             log_level=env.get("LOG_LEVEL", "").strip().lower() or default.log_level,
             forwarded_allow_ips=env.get("FORWARDED_ALLOW_IPS", "").strip()
             or default.forwarded_allow_ips,
+            guest_joins_per_minute=_int(env, "GUEST_JOINS_PER_MINUTE",
+                                        default.guest_joins_per_minute, 1, 1_000_000),
         )

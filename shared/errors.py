@@ -88,13 +88,76 @@ class IdempotencyKeyReused(QueueError):
 
 
 class AdminTokenMissing(QueueError):
-    def __init__(self) -> None:
-        super().__init__("this operation is for the host: send the admin token")
+    """401: a host operation without a token."""
+
+    def __init__(self, detail: str = "this operation is for the host: send the admin token "
+                                      "(or in a created room, its host token)") -> None:
+        super().__init__(detail)
 
 
 class AdminTokenWrong(QueueError):
+    """403: a token that may not do this."""
+
+    def __init__(self, detail: str = "the admin token is wrong (or this token is not a host's "
+                                      "of this room)") -> None:
+        super().__init__(detail)
+
+
+class GuestOnly(AdminTokenMissing):
     def __init__(self) -> None:
-        super().__init__("the admin token is wrong")
+        super().__init__("this room takes adds, votes and skips from its guests only: join it "
+                         "first (POST /rooms/{room}/guests) and send your guest token")
+
+
+class Banned(AdminTokenWrong):
+    def __init__(self) -> None:
+        super().__init__("this guest was banned from the room by its host")
+
+
+class Locked(AdminTokenWrong):
+    def __init__(self) -> None:
+        super().__init__("the queue is locked: only the host adds tracks now")
+
+
+class NotYours(AdminTokenWrong):
+    def __init__(self, track_id: str) -> None:
+        super().__init__(f"track {track_id!r} was added by someone else: a guest may remove "
+                         "only their own tracks")
+
+
+class NotAGuest(AdminTokenWrong):
+    def __init__(self) -> None:
+        super().__init__("this is a guest's view: send a guest token of this room")
+
+
+class GuestFull(QueueError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"you have {limit} tracks queued, the most this room allows per "
+                         "guest: wait until one is played")
+        self.limit = limit
+
+
+class RoomTaken(QueueError):
+    def __init__(self, room: str) -> None:
+        super().__init__(f"room {room!r} exists already: choose another name")
+
+
+class NotCreated(QueueError):
+    def __init__(self) -> None:
+        super().__init__("co-hosts are for created rooms (POST /rooms): this room has no host "
+                         "token")
+
+
+class UnknownMember(QueueError):
+    """404: no such guest or co-host in the room."""
+
+    def __init__(self, kind: str, member_id: str) -> None:
+        super().__init__(f"there is no {kind} {member_id!r} in this room")
+
+
+class TooManyRequests(QueueError):
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
 
 
 class StoreUnavailable(QueueError):

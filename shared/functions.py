@@ -39,14 +39,20 @@ ADD, REMOVE, VOTE, PLAY_NEXT, CLEAR, METADATA = map(
 ADVANCE_DUE, SKIP, PAUSE, RESUME, CONFIGURE, NOW_PLAYING, DUE, SETTLE = map(
     name, ("advance_due", "skip", "pause", "resume", "configure", "now_playing", "due",
            "settle"))
-PLAYBACK = ("ballots", "voted", "playing", "history", "played", "plays", "skips", "settings")
+BAN, UNBAN, CREATE_ROOM, ADD_COHOST, REVOKE_COHOST, JOIN, MINE, WHOAMI = map(
+    name, ("ban", "unban", "create_room", "add_cohost", "revoke_cohost", "join", "mine",
+           "whoami"))
+PLAYBACK = ("ballots", "voted", "playing", "history", "played", "plays", "skips", "settings",
+            "tokens", "owned", "byvoter")
 
 # The room keys each write takes after queue, tracks, version and its idempotency key,
 # in queue.lua's order (passing fewer keys costs Redis less).
 EXTRA_KEYS: dict[str, tuple[str, ...]] = {
-    ADD: ("seq", "played", "settings", "playing"),
-    VOTE: ("ballots", "voted"),
-    REMOVE: ("ballots", "voted"),
-    **{f: PLAYBACK for f in (PLAY_NEXT, ADVANCE_DUE, SKIP, PAUSE, RESUME, CONFIGURE, CLEAR)},
+    ADD: ("seq", "played", "settings", "playing", "tokens", "owned"),
+    VOTE: ("ballots", "voted", "tokens", "owned", "byvoter", "settings"),
+    REMOVE: ("ballots", "voted", "tokens", "owned", "byvoter", "settings"),
+    **{f: PLAYBACK for f in (PLAY_NEXT, ADVANCE_DUE, SKIP, PAUSE, RESUME, CONFIGURE, CLEAR,
+                             BAN, UNBAN)},
 }
 NOW_KEYS = ("playing", "skips", "settings")  # now_playing's KEYS
+MINE_KEYS = ("tokens", "owned", "queue", "tracks")

@@ -27,6 +27,9 @@ class RoomKeys(NamedTuple):
     plays: str  # counter: play ids
     skips: str  # set: who voted to skip the current play
     settings: str  # hash: the room's settings (autoplay, skip_threshold, ...)
+    tokens: str  # hash: SHA-256 of a token -> its role; "!room" marks a created room
+    owned: str  # zset, scores 0: <owner> NUL <seq><id>, each guest's queued tracks
+    byvoter: str  # zset, scores 0: <guest voter> NUL <seq><id>, a guest's ballots
 
 
 def _tag(room: str) -> str:

@@ -12,7 +12,8 @@ whatever the head, and a node reads a room's snapshot once, not once per listene
 may have missed changes (its subscription was lost and made again, a change arrived out of
 order, or this listener fell more than MAX_PENDING behind) it yields a fresh ``Snapshot``
 instead. With ``idle`` it yields None after that many seconds without a change (SSE sends a
-keep-alive then). It ends when the node stops. The first snapshot is ready before anything
+keep-alive then). It ends when the node stops, and a guest's (``guest``) when the guest
+is banned. The first snapshot is ready before anything
 is yielded, so a caller awaiting the first item gets ``StoreUnavailable`` as an ordinary
 error while Redis is down.
 """
@@ -29,7 +30,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, 
 from typing import Any
 
 from . import keys, store
-from .errors import StoreUnavailable
+from .errors import Banned, StoreUnavailable
 from .functions import EVENT_HEAD
 from .model import Change, NowPlaying, Snapshot, Track
 from .replies import Placed, Reply, decode_event
@@ -41,6 +42,7 @@ MAX_PENDING = 256  # events a listener may fall behind before it gets a fresh sn
 RETRY_SNAPSHOT = 0.5  # seconds between snapshot attempts while Redis is unreachable
 RESYNC = "resync"
 END = "end"  # the node is stopping: finish the stream
+BANNED = "banned"  # the stream's guest was banned: end it with errors.Banned
 
 
 class Event:
@@ -94,6 +96,9 @@ class View:
         change = reply.change
         entries = self.entries
         kind = change.kind
+        if reply.moved:  # more tracks changed places than the change says
+            self.version = change.version
+            return False
         if kind == "clear":
             entries.clear()
             self.now = None
@@ -127,10 +132,11 @@ def _order(entry: Placed) -> tuple[float, str]:
 
 
 class Listener:
-    __slots__ = ("room", "queue")
+    __slots__ = ("room", "queue", "guest")
 
-    def __init__(self, room: str):
+    def __init__(self, room: str, guest: str | None = None):
         self.room = room
+        self.guest = guest  # the guest whose stream this is, if a guest's (a ban ends it)
         self.queue: asyncio.Queue[Event | str] = asyncio.Queue()
 
     def push(self, item: Event | str) -> None:
@@ -141,7 +147,7 @@ class Listener:
         self.queue.put_nowait(item)
 
     async def get(self, timeout: float | None = None) -> Event | str | None:
-        """The next Event, RESYNC or END; None when ``timeout`` passes first."""
+        """The next Event, RESYNC, END or BANNED; None when ``timeout`` passes first."""
         try:
             return await asyncio.wait_for(self.queue.get(), timeout)
         except TimeoutError:
@@ -172,11 +178,11 @@ class Live:
         self._feeds: dict[str, Feed] = {}
         self._subscriber = store.subscriber(redis, self._message, self._restored)
 
-    async def listen(self, room: str) -> tuple[Listener, Snapshot]:
+    async def listen(self, room: str, guest: str | None = None) -> tuple[Listener, Snapshot]:
         feed = self._feeds.get(room)
         if feed is None:
             feed = self._feeds[room] = Feed(room)
-        listener = Listener(room)
+        listener = Listener(room, guest)
         feed.listeners.add(listener)
         try:
             if not await self._subscriber.subscribe(keys.events_channel(room)):
@@ -198,8 +204,9 @@ class Live:
                 feed.reading.cancel()
 
     @contextlib.asynccontextmanager
-    async def listening(self, room: str) -> AsyncIterator[tuple[Listener, Snapshot]]:
-        listener, snapshot = await self.listen(room)
+    async def listening(self, room: str, guest: str | None = None
+                        ) -> AsyncIterator[tuple[Listener, Snapshot]]:
+        listener, snapshot = await self.listen(room, guest)
         try:
             yield listener, snapshot
         finally:
@@ -256,6 +263,10 @@ class Live:
         if feed is None:
             return
         reply = decode_event(payload)
+        if reply.change.kind == "ban":  # the banned guest's streams end, on every node
+            for listener in feed.listeners:
+                if listener.guest is not None and listener.guest == reply.change.guest:
+                    listener.queue.put_nowait(BANNED)
         view = feed.view
         if view is None:
             feed.waiting.append(reply)
@@ -291,9 +302,9 @@ class Live:
         asyncio.ensure_future(again())
 
 
-async def follow(live: Live, room: str, idle: float | None = None
+async def follow(live: Live, room: str, idle: float | None = None, guest: str | None = None
                  ) -> AsyncGenerator[Snapshot | Event | None, None]:
-    async with live.listening(room) as (listener, snapshot):
+    async with live.listening(room, guest) as (listener, snapshot):
         version = snapshot.version
         yield snapshot
         while True:
@@ -302,6 +313,8 @@ async def follow(live: Live, room: str, idle: float | None = None
                 yield None
             elif item is END:
                 return
+            elif item is BANNED:
+                raise Banned()
             elif item is RESYNC:
                 snapshot = await live.fresh(room)
                 version = snapshot.version

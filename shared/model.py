@@ -4,9 +4,13 @@ results of the queue's operations.
 Records are joined with the unit separator (\\x1f), which validation keeps out of every
 stored field, so a split is all a decode needs:
 
-    queued  (tracks hash value):  seq, title, artist, duration, added_at
+    queued  (tracks hash value):  seq, title, artist, duration, added_at[, owner, name]
     played  (now / history):      id, title, artist, duration, added_at, votes, played_at,
                                   play_id, flags (s: skipped, f: a fallback replay)
+                                  [, owner, name]
+
+(owner, name: the guest who added the track, for tracks added with a guest token.)
+A queued track's score is minus its votes, plus (order "fair") its round times ROUND.
 
 Times are Unix milliseconds from Redis's clock, so every node agrees on them.
 """
@@ -20,6 +24,7 @@ from typing import Any
 
 SEP = "\x1f"
 SEQ_WIDTH = 12  # a queue member is the zero-padded add sequence number, then the id
+ROUND = 2**33  # order "fair": a track in round r has the score r * ROUND - votes
 
 
 @dataclass(slots=True)
@@ -38,29 +43,34 @@ class Track:
     play_id: int | None = None
     skipped: bool = False
     fallback: bool = False
+    added_by: tuple[str, str] | None = None  # the guest's id and name
     rendered: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 @lru_cache(maxsize=8192)
 def queued_track(track_id: str, score: str, record: str) -> Track:
-    """A queued track from its id, its queue score (minus its votes) and its record."""
-    _, title, artist, duration, added_at = record.split(SEP)
-    return Track(track_id, title, artist, int(duration), -_int(score), int(added_at))
+    """A queued track from its id, its queue score and its record."""
+    _, title, artist, duration, added_at, *owner = record.split(SEP)
+    return Track(track_id, title, artist, int(duration), votes_of(score), int(added_at),
+                 added_by=(owner[0], owner[1]) if owner else None)
 
 
 @lru_cache(maxsize=2048)
 def played_track(record: str) -> Track:
     track_id, title, artist, duration, added_at, votes, played_at, *more = record.split(SEP)
     play_id, flags = (int(more[0]), more[1]) if more else (None, "")
+    owner = (more[2], more[3]) if len(more) > 3 else None
     return Track(track_id, title, artist, int(duration), int(votes), int(added_at),
-                 int(played_at), play_id, "s" in flags, "f" in flags)
+                 int(played_at), play_id, "s" in flags, "f" in flags, owner)
 
 
-def _int(score: str) -> int:
+def votes_of(score: str) -> int:
+    """A queued track's votes from its score, whatever the room's order."""
     try:
-        return int(score)
+        value = int(score)
     except ValueError:  # Redis spells very large scores in exponent form
-        return int(float(score))
+        value = int(float(score))
+    return round(value / ROUND) * ROUND - value
 
 
 @lru_cache(maxsize=4096)
@@ -126,6 +136,7 @@ class Change:
     head: list[Track] = field(default_factory=list)
     now: NowPlaying | None = None  # after a play, pause, resume or skip
     settings: dict[str, str] | None = None  # after a change of settings
+    guest: str | None = None  # after a ban or unban: whose
 
 
 @dataclass(slots=True)

@@ -49,22 +49,38 @@ class Playback:
     def __init__(self, queue: Queue, redis: Client, config: Settings):
         self.queue, self.redis, self.config = queue, redis, config
 
-    async def skip(self, room: str, voter: str, *, idempotency_key: str | None = None
-                   ) -> Change:
-        """A vote to skip what plays now, once per voter per play; at the room's
-        skip_threshold the track is skipped and the next one plays. SkippingOff when the
-        threshold is 0, NothingPlaying when nothing plays."""
-        return await self.queue.write(functions.SKIP, room, 0, idempotency_key, (voter,),
-                                      self.config.history_limit, play=True)
+    async def skip(self, room: str, voter: str | None, *, idempotency_key: str | None = None,
+                   authorization: str | None = None) -> Change:
+        """A vote to skip what plays now, once per voter (a guest: their own) per play; at
+        the room's skip_threshold the track is skipped and the next one plays. SkippingOff
+        when the threshold is 0, NothingPlaying when nothing plays."""
+        return await self.queue.write(functions.SKIP, room, 0, idempotency_key, (voter or "",),
+                                      self.config.history_limit, play=True,
+                                      authorization=authorization)
 
-    async def pause(self, room: str, *, idempotency_key: str | None = None) -> Change:
+    async def pause(self, room: str, *, idempotency_key: str | None = None,
+                    authorization: str | None = None) -> Change:
         """Stop the clock (a paused room never moves on by itself). NothingPlaying."""
-        return await self.queue.write(functions.PAUSE, room, 0, idempotency_key, (), play=True)
+        return await self.queue.write(functions.PAUSE, room, 0, idempotency_key, (), play=True,
+                                      authorization=authorization)
 
-    async def resume(self, room: str, *, idempotency_key: str | None = None) -> Change:
+    async def resume(self, room: str, *, idempotency_key: str | None = None,
+                     authorization: str | None = None) -> Change:
         """Restart the clock where it stopped: the play ends its remaining time from now."""
         return await self.queue.write(functions.RESUME, room, 0, idempotency_key, (),
-                                      play=True)
+                                      play=True, authorization=authorization)
+
+    async def ban(self, room: str, guest: str, *, idempotency_key: str | None = None,
+                  authorization: str | None = None) -> Change:
+        """The host bans a guest: in one step their token stops working, their queued
+        tracks and their ballots on queued tracks go, and their streams end."""
+        return await self.queue.write(functions.BAN, room, 0, idempotency_key, (guest,),
+                                      authorization=authorization)
+
+    async def unban(self, room: str, guest: str, *, idempotency_key: str | None = None,
+                    authorization: str | None = None) -> Change:
+        return await self.queue.write(functions.UNBAN, room, 0, idempotency_key, (guest,),
+                                      authorization=authorization)
 
     async def settings(self, room: str) -> dict[str, Any]:
         """Every setting of the room, typed, defaults for those never set."""
@@ -72,7 +88,8 @@ class Playback:
         return settings.effective(dict(zip(flat[0::2], flat[1::2], strict=True)))
 
     async def configure(self, room: str, updates: Mapping[str, Any], *,
-                        idempotency_key: str | None = None) -> dict[str, Any]:
+                        idempotency_key: str | None = None,
+                        authorization: str | None = None) -> dict[str, Any]:
         """Change some of the room's settings (InvalidField naming the first bad one);
         returns them all. A change of settings is an event like any other."""
         pairs = settings.check(updates)
@@ -80,7 +97,8 @@ class Playback:
         if autoplay == "1":  # into the sweep first: never a room with autoplay outside it
             await self.redis.execute("SADD", keys.AUTOPLAY, room)
         change = await self.queue.write(functions.CONFIGURE, room, 0, idempotency_key,
-                                        tuple(x for pair in pairs for x in pair), play=True)
+                                        tuple(x for pair in pairs for x in pair), play=True,
+                                        authorization=authorization)
         if autoplay == "0":
             await self.redis.execute("SREM", keys.AUTOPLAY, room)
         return settings.effective(change.settings or {})

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import functions, keys, validation
+from . import auth, functions, keys, validation
 from .catalogue import count_play
 from .config import Settings
 from .errors import TrackNotFound
@@ -51,29 +51,39 @@ class Queue:
     # -- writes ---------------------------------------------------------------------
 
     async def add(self, room: str, track: NewTrack, *, head: int = validation.DEFAULT_HEAD,
-                  idempotency_key: str | None = None) -> Change:
-        """Queue a new track with 0 votes, last among its equals. DuplicateTrack if the id
-        is queued already; QueueFull past MAX_QUEUE."""
+                  idempotency_key: str | None = None, authorization: str | None = None
+                  ) -> Change:
+        """Queue a new track with 0 votes, last among its equals (with a guest token, as
+        that guest's). DuplicateTrack if the id is queued already; QueueFull past
+        MAX_QUEUE; the room's settings may refuse it (locked, require_guest, max_per_guest,
+        no_repeat_minutes)."""
         return await self.write(functions.ADD, room, head, idempotency_key,
                                 (track.id, track.title, track.artist, track.duration),
-                                self._settings.max_queue)
+                                self._settings.max_queue, authorization=authorization)
 
     async def remove(self, room: str, track_id: str, *, head: int = validation.DEFAULT_HEAD,
-                     idempotency_key: str | None = None) -> Change:
-        """Take a queued track out (its ballots go with it). TrackNotFound if not queued."""
-        return await self.write(functions.REMOVE, room, head, idempotency_key, (track_id,))
+                     idempotency_key: str | None = None, authorization: str | None = None
+                     ) -> Change:
+        """Take a queued track out (its ballots go with it): the host, or the guest who
+        added it. TrackNotFound if not queued."""
+        return await self.write(functions.REMOVE, room, head, idempotency_key, (track_id,),
+                                authorization=authorization)
 
     async def vote(self, room: str, track_id: str, up: bool, voter: str | None = None, *,
                    head: int = validation.DEFAULT_HEAD,
-                   idempotency_key: str | None = None) -> Change:
+                   idempotency_key: str | None = None, authorization: str | None = None
+                   ) -> Change:
         """Vote a queued track up or down. Anonymous votes each count; a voter holds at most
-        one ballot per track (a repeat changes nothing, the opposite one flips it)."""
+        one ballot per track (a repeat changes nothing, the opposite one flips it); with a
+        guest token the ballot is that guest's, whatever ``voter`` says."""
         return await self.write(functions.VOTE, room, head, idempotency_key,
-                                (track_id, 1 if up else -1, voter or ""))
+                                (track_id, 1 if up else -1, voter or ""),
+                                authorization=authorization)
 
     async def play_next(self, room: str, *, head: int = validation.DEFAULT_HEAD,
                         idempotency_key: str | None = None,
-                        expected_play_id: int | None = None) -> Change:
+                        expected_play_id: int | None = None,
+                        authorization: str | None = None) -> Change:
         """Take the first track, make it now playing with a new play id and a fresh clock,
         and put it at the head of the history (with the room's fallback 'history', an
         empty queue replays the history track played longest ago). Each queued track is
@@ -81,19 +91,24 @@ class Queue:
         play; with ``expected_play_id``, PlayChanged unless that play is the current one."""
         return await self.write(functions.PLAY_NEXT, room, head, idempotency_key,
                                 ("" if expected_play_id is None else expected_play_id,),
-                                self._settings.history_limit, play=True)
+                                self._settings.history_limit, play=True,
+                                authorization=authorization)
 
-    async def clear(self, room: str, *, idempotency_key: str | None = None) -> Change:
+    async def clear(self, room: str, *, idempotency_key: str | None = None,
+                    authorization: str | None = None) -> Change:
         """Empty the room's queue, now playing and history (O(n) in what it deletes)."""
-        return await self.write(functions.CLEAR, room, 0, idempotency_key, ())
+        return await self.write(functions.CLEAR, room, 0, idempotency_key, (),
+                                authorization=authorization)
 
     async def write(self, function: str, room: str, head: int, idempotency_key: str | None,
-                    request: tuple[Any, ...], *limits: int, play: bool = False) -> Change:
+                    request: tuple[Any, ...], *limits: int, play: bool = False,
+                    authorization: str | None = None) -> Change:
         """Call a write function, and read the head after it in the same transaction.
         ``request`` is what the client asked (it makes up the idempotency fingerprint);
         ``limits`` are server settings passed after it; ``play``: the request's first
         field is not a track's id. A room the change makes due (its playback moves on by
-        itself) enters the schedule."""
+        itself) enters the schedule. ``authorization``: the request's Authorization header,
+        checked by the function itself (``who()`` in queue.lua)."""
         room_keys = keys.room_keys(room)
         fingerprint = ""
         if idempotency_key is not None:
@@ -101,7 +116,8 @@ class Queue:
         extra = keys.some(room, functions.EXTRA_KEYS[function])
         args = (4 + len(extra), room_keys.queue, room_keys.tracks, room_keys.version,
                 keys.idempotency_key(room, idempotency_key or ""), *extra, fingerprint,
-                keys.events_channel(room), *request, *limits)
+                keys.events_channel(room),
+                auth.actor(self._settings.admin_token, authorization), *request, *limits)
         track_id = "" if play or not request else str(request[0])
         if not head:
             fields = await self._redis.fcall(function, args)
@@ -138,7 +154,6 @@ class Queue:
             await count_play(self._redis, change.now.track.id)
         if reply.due is not None:
             await self._redis.execute("ZADD", keys.SCHEDULE, "LT", reply.due, room)
-
 
     # -- records of queued tracks -----------------------------------------------------
 

@@ -1,7 +1,8 @@
 """What the functions reply and publish (``shared/queue.lua``), decoded.
 
-A success is ``ok, kind, version, length, due, <payload>, <edge>``, its fields joined with
-RS when published; a refusal is a short reply that ``refusal`` turns into a domain error.
+A success is ``ok, kind, version, length, due, moved, <payload>, <edge>``, its fields
+joined with RS when published; a refusal is a short reply that ``refusal`` turns into a
+domain error.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from .model import SEP, SEQ_WIDTH, Change, NowPlaying, Track, now_playing, queue
 RS = "\x1e"
 # how many payload fields each kind of change has
 WIDTH = {"add": 3, "remove": 3, "vote": 3, "play": 2, "pause": 2, "resume": 2, "skip": 2,
-         "settings": 1, "clear": 0}
+         "settings": 1, "clear": 0, "ban": 1, "unban": 1}
 
 
 class Placed(NamedTuple):
@@ -39,6 +40,7 @@ class Reply(NamedTuple):
     placed: Placed | None  # the queued track the change was about, where it is now
     edge: Placed | None  # the track at the head's last place, None if the queue is shorter
     due: int | None  # when the room's playback moves on by itself
+    moved: bool = False  # tracks other than ``placed`` changed places: read the room again
 
 
 def settings_of(text: str) -> dict[str, str]:
@@ -51,24 +53,27 @@ def parse(fields: Sequence[str]) -> Reply:
     reads it with the head."""
     kind = fields[1]
     width = WIDTH[kind]
-    payload = fields[5:5 + width]
+    payload = fields[6:6 + width]
     where = None
     track: Track | None = None
     now: NowPlaying | None = None
     settings = None
+    guest = None
     if width == 3:
         where = placed(payload[2][:SEQ_WIDTH] + payload[0], payload[1], payload[2])
         track = where.track
     elif width == 2:
         now = now_playing(payload[0], payload[1])
         track = now.track if now is not None else None
-    elif width == 1:
+    elif kind == "settings":
         settings = settings_of(payload[0])
-    edge_at = 5 + width
+    elif width == 1:
+        guest = payload[0]
+    edge_at = 6 + width
     edge = placed(*fields[edge_at:edge_at + 3]) if fields[edge_at] else None
     change = Change(kind, int(fields[2]), int(fields[3]) if fields[3] else 0, track,
-                    now=now, settings=settings)
-    return Reply(change, where, edge, int(fields[4]) if fields[4] else None)
+                    now=now, settings=settings, guest=guest)
+    return Reply(change, where, edge, int(fields[4]) if fields[4] else None, fields[5] == "1")
 
 
 def decode_event(payload: str) -> Reply:
@@ -97,4 +102,22 @@ def refusal(reply: list[Any], track_id: str, max_queue: int) -> errors.QueueErro
         return errors.NothingPlaying()
     if status == "skipping_off":
         return errors.SkippingOff()
+    simple: dict[str, errors.QueueError] = {
+        "no_token": errors.AdminTokenMissing(), "wrong_token": errors.AdminTokenWrong(),
+        "banned": errors.Banned(), "guest_only": errors.GuestOnly(), "locked": errors.Locked(),
+        "not_guest": errors.NotAGuest(), "not_created": errors.NotCreated(),
+        "no_voter": errors.InvalidField("voter", "is required to skip (one skip vote per "
+                                                 "voter per play), or send a guest token")}
+    if status in simple:
+        return simple[status]
+    if status == "not_yours":
+        return errors.NotYours(track_id)
+    if status == "guest_full":
+        return errors.GuestFull(int(reply[1]))
+    if status == "no_guest":
+        return errors.UnknownMember("guest", track_id)
+    if status == "no_cohost":
+        return errors.UnknownMember("co-host", track_id)
+    if status == "taken":
+        return errors.RoomTaken(track_id)
     raise RuntimeError(f"unexpected reply from a function: {status!r}")

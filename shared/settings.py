@@ -25,6 +25,12 @@ RULES: dict[str, Rule] = {
                      "track played longest ago"),
     "no_repeat_minutes": Rule("int", 0, about="a track played less than this long ago may "
                                               "not be added again (0: off)"),
+    "require_guest": Rule("bool", False, about="adds, votes and skips need a guest token"),
+    "max_per_guest": Rule("int", 0, about="queued tracks per guest (0: no limit)"),
+    "locked": Rule("bool", False, about="only hosts may add"),
+    "order": Rule("choice", "votes", ("votes", "fair"),
+                  "the play order: by votes, or fair (every guest's best track, then every "
+                  "guest's second, ...)"),
 }
 
 

@@ -16,6 +16,7 @@ MAX_ROOM = 64
 ID_RULE = f"1-{MAX_ID} characters from A-Z a-z 0-9 . _ : -"
 ROOM_RULE = f"1-{MAX_ROOM} characters from A-Z a-z 0-9 _ -"
 MAX_TEXT = 200
+MAX_GUEST_NAME = 40
 MAX_DURATION = 86_400
 MAX_VOTER = 64
 MAX_PAGE = 2**31 - 1
@@ -73,17 +74,17 @@ def track_id(value: Any, field: str = "id") -> str:
     raise InvalidField(field, f"must be {ID_RULE}, or a whole number >= 0, got {_show(value)}")
 
 
-def text(field: str, value: Any) -> str:
+def text(field: str, value: Any, longest: int = MAX_TEXT) -> str:
     if value is None:
-        raise InvalidField(field, f"is required (1-{MAX_TEXT} characters)")
+        raise InvalidField(field, f"is required (1-{longest} characters)")
     if not isinstance(value, str):
-        raise InvalidField(field, f"must be a string of 1-{MAX_TEXT} characters, "
+        raise InvalidField(field, f"must be a string of 1-{longest} characters, "
                                   f"got {_kind(value)}")
     trimmed: str = value.strip()
     if not trimmed:
         raise InvalidField(field, "must not be empty")
-    if len(trimmed) > MAX_TEXT:
-        raise InvalidField(field, f"must be at most {MAX_TEXT} characters, got {len(trimmed)}")
+    if len(trimmed) > longest:
+        raise InvalidField(field, f"must be at most {longest} characters, got {len(trimmed)}")
     if _FORBIDDEN.search(trimmed):
         raise InvalidField(field, "must not contain control characters")
     return trimmed
@@ -217,3 +218,15 @@ def _show(value: Any) -> str:
         text_ = str(value)
         return text_ if len(text_) <= 40 else text_[:40] + "..."
     return _kind(value)
+
+
+def guest_name(value: Any) -> str:
+    return text("name", value, MAX_GUEST_NAME)
+
+
+def member_id(field: str, value: Any) -> str:
+    """A guest's or co-host's id as the server made it (g-1a2b3c4d, c-...)."""
+    if not isinstance(value, str) or not re.fullmatch(r"[gc]-[0-9a-f]{8}", value):
+        raise InvalidField(field, f"must be an id this server gave out, like g-1a2b3c4d, got "
+                                  f"{_show(value)}")
+    return value

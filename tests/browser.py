@@ -150,8 +150,12 @@ class Browser:
         """Poll a JavaScript condition until it is truthy; returns the seconds it took."""
         started = time.monotonic()
         while True:
-            if self.js(f"Boolean({expression})"):
-                return time.monotonic() - started
+            try:
+                if self.js(f"Boolean({expression})"):
+                    return time.monotonic() - started
+            except BrowserError as exc:  # the page navigated meanwhile (a reload): ask again
+                if "navigated" not in str(exc) and "context" not in str(exc):
+                    raise
             if time.monotonic() - started > timeout:
                 raise BrowserError(f"timed out after {timeout:.0f}s waiting for "
                                    f"{what or expression}")

@@ -264,8 +264,9 @@ class Cluster:
         env = dict(os.environ)
         for name in ("API_URL", "GRPC_TARGET"):
             env.pop(name, None)
+        # (GUEST_JOINS_PER_MINUTE: every test's guests join from 127.0.0.1)
         env.update(HOST="127.0.0.1", PYTHONUNBUFFERED="1", LOG_LEVEL="warning",
-                   **self.redis_env())
+                   GUEST_JOINS_PER_MINUTE="100000", **self.redis_env())
         env.update(self.extra_env)
         env.update(overrides)
         return env

@@ -207,10 +207,10 @@ class EventStream:
     ``{"event", "id", "data"}`` (data parsed as JSON), or ``{"comment": text}``."""
 
     def __init__(self, base_url: str, path: str, last_event_id: int | None = None,
-                 timeout: float = 5.0):
+                 timeout: float = 5.0, headers: dict | None = None):
         parts = urllib.parse.urlsplit(base_url)
         self.conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
-        headers = {"Accept": "text/event-stream"}
+        headers = {"Accept": "text/event-stream", **(headers or {})}
         if last_event_id is not None:
             headers["Last-Event-ID"] = str(last_event_id)
         self.conn.request("GET", path, headers=headers)

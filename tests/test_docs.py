@@ -3,6 +3,7 @@ is interactive (in Chromium, when it is installed)."""
 
 from __future__ import annotations
 
+import re
 import unittest
 import urllib.parse
 
@@ -12,6 +13,7 @@ from .browser import Browser, chromium
 from .support import USE_DEFAULT_ROOM, EventStream, Http, admin_headers, api_url, unique
 
 PAGES = {"/", "/docs", "/openapi.json", "/rooms/{room}/", "/rooms/{room}"}
+MEMBERS = ("/rooms/{room}/cohosts", "/rooms/{room}/guests/{guest}/", "/rooms/{room}/me")
 DEFAULT_SETTINGS = {name: rule.default for name, rule in RULES.items()}
 
 
@@ -59,6 +61,27 @@ class OpenApi(unittest.TestCase):
             body = self.doc["components"]["schemas"][ref.rsplit("/", 1)[1]].get("example")
         return path, headers, body
 
+    def members(self, path: str, url: str, headers: dict, room: str) -> tuple[str, dict]:
+        """What the examples of created rooms act on: the room (made here, with the host's
+        token for the call), and the co-host or guest named in the path."""
+        if path == "/rooms":  # a fresh name each run: the example's is taken by the last one
+            return url, headers
+        if not (path.startswith(MEMBERS[:2]) or path == MEMBERS[2]):
+            return url, headers
+        made = self.http.post("/rooms", {"room": room})
+        self.assertEqual(made.status, 201, (path, made))
+        host = {"Authorization": f"Bearer {made.json()['host_token']}"}
+        at = f"/rooms/{room}"
+        if "{cohost}" in path:
+            cohost = self.http.post(f"{at}/cohosts", headers=host).json()["cohost"]
+            url = re.sub(r"/cohosts/[^/?]+", f"/cohosts/{cohost}", url)
+        if "{guest}" in path or path.endswith("/me"):
+            guest = self.http.post(f"{at}/guests", {"name": "Docs"}).json()
+            url = re.sub(r"/guests/[^/?]+/", f"/guests/{guest['guest']}/", url)
+            if path.endswith("/me"):
+                return url, {"Authorization": f"Bearer {guest['guest_token']}"}
+        return url, host
+
     def test_every_documented_example_request_succeeds(self):
         new_track = self.doc["components"]["schemas"]["NewTrack"]["example"]
         ran = 0
@@ -70,7 +93,10 @@ class OpenApi(unittest.TestCase):
             for method, op in ops.items():
                 room = unique("docs") if "{room}" in path else "default"
                 at = "" if room == "default" else f"/rooms/{room}"
-                if room_less or path.startswith("/rooms/{room}/") and path != "/rooms/{room}/":
+                # a created room's, made in members()
+                members = path.startswith(MEMBERS[:2]) or path == MEMBERS[2]
+                if (room_less or path.startswith("/rooms/{room}/") and path != "/rooms/{room}/"
+                        and not members):
                     self.http.post(f"{at}/clear", headers=admin_headers())
                 if path.endswith(("/remove_track", "/vote", "/play_next", "/metadata/{track_id}",
                                   "/pause", "/resume", "/skip")):
@@ -81,6 +107,7 @@ class OpenApi(unittest.TestCase):
                     self.http.request("PATCH", f"{at}/settings", {"skip_threshold": 5},
                                       headers=admin_headers())
                 url, headers, body = self.example_request(path, method, op, room)
+                url, headers = self.members(path, url, headers, room)
                 if path == "/catalogue/tracks/{track_id}":  # a track the catalogue has, if any
                     found = self.http.get("/catalogue/search?q=a&limit=1").json()["tracks"]
                     url = f"/catalogue/tracks/{found[0]['id']}" if found else None

@@ -80,7 +80,9 @@ class Cli(unittest.TestCase):
                     "--duration", "300")
         changed = self.json("settings", "--skip-threshold", "2", "--fallback", "history")
         self.assertEqual(changed, {"autoplay": False, "skip_threshold": 2,
-                                   "fallback": "history", "no_repeat_minutes": 0})
+                                   "fallback": "history", "no_repeat_minutes": 0,
+                                   "require_guest": False, "max_per_guest": 0,
+                                   "locked": False, "order": "votes"})
         played = self.json("play")["now_playing"]
         out = self.ok("now")
         self.assertIn('Now playing: p1 "Song 1"', out)
@@ -101,7 +103,9 @@ class Cli(unittest.TestCase):
         self.assertIn("ABORTED", stale.stderr)
         self.assertIn("no longer the current one", stale.stderr)
         self.assertEqual(self.cli("settings", "--skip-threshold", "-1").returncode, 1)
-        self.assertEqual(self.cli("skip").returncode, 2, "--voter is required")
+        refused = self.cli("skip")  # without a guest token, a voter is needed
+        self.assertEqual(refused.returncode, 1)
+        self.assertIn("voter", refused.stderr)
 
     def test_options_after_the_command_and_the_target_from_the_environment(self):
         result = subprocess.run([sys.executable, "-m", "grpc_svc.client", "queue", "--json",

@@ -251,12 +251,16 @@ class Playback(unittest.TestCase):
         room = self.room
         defaults = self.http.get(f"{room.base}/settings").json()
         self.assertEqual(defaults, {"autoplay": False, "skip_threshold": 0, "fallback": "none",
-                                    "no_repeat_minutes": 0})
+                                    "no_repeat_minutes": 0, "require_guest": False,
+                                    "max_per_guest": 0, "locked": False, "order": "votes"})
         for bad, field in (({"autoplay": "maybe"}, "autoplay"),
                            ({"skip_threshold": -1}, "skip_threshold"),
                            ({"fallback": "silence"}, "fallback"),
                            ({"volume": 11}, "volume"),
-                           ({"no_repeat_minutes": 1.5}, "no_repeat_minutes")):
+                           ({"no_repeat_minutes": 1.5}, "no_repeat_minutes"),
+                           ({"order": "random"}, "order"),
+                           ({"max_per_guest": -2}, "max_per_guest"),
+                           ({"locked": 3}, "locked")):
             reply = self.http.request("PATCH", f"{room.base}/settings", bad)
             self.assertEqual(reply.status, 422, bad)
             self.assertIn(field, reply.detail)

@@ -59,14 +59,20 @@ class Rooms:
 
 
 def code_lines(prefix: str) -> list[str]:
-    """Lines of the README's code blocks that start with ``prefix``, in order."""
-    lines, inside = [], False
+    """Lines of the README's code blocks that start with ``prefix``, in order (but not
+    those of ``bash`` blocks: scripts, run whole by ``scripts()``)."""
+    lines, inside, script = [], False, False
     for line in README.read_text().splitlines():
         if line.lstrip().startswith("```"):
-            inside = not inside
-        elif inside and line.strip().startswith(prefix):
+            inside, script = not inside, line.strip() == "```bash"
+        elif inside and not script and line.strip().startswith(prefix):
             lines.append(line.strip())
     return lines
+
+
+def scripts() -> list[str]:
+    """The README's ``bash`` blocks."""
+    return re.findall(r"^```bash\n(.*?)^```$", README.read_text(), re.M | re.S)
 
 
 def powershell_request(line: str) -> urllib.request.Request:
@@ -109,6 +115,26 @@ class ReadmeExamples(unittest.TestCase):
             result = subprocess.run(argv, capture_output=True, text=True, timeout=20)
             self.assertIn(result.returncode, (0, 28) if streaming else (0,), (line, result.stderr))
             self.assertEqual(result.stdout, "200", line)
+
+    def test_every_script_runs(self):
+        """The bash blocks (rooms, hosts and guests) run as written, in rooms of their own
+        names (never the default room: they create theirs)."""
+        if shutil.which("curl") is None:
+            self.skipTest("curl is not installed")
+        found = scripts()
+        self.assertGreaterEqual(len(found), 1)
+        for script in found:
+            def fresh(match: re.Match) -> str:
+                return self.rooms.names.setdefault("script:" + match.group(0),
+                                                   unique(match.group(0)))
+            named = re.sub(r'(?<="room": ")[A-Za-z0-9_-]+', fresh, NAMED_ROOM.sub(fresh, script))
+            result = subprocess.run(
+                ["bash", "-euo", "pipefail", "-c", named.replace(PUBLIC, self.base)],
+                capture_output=True, text=True, timeout=60, cwd=README.parent,
+                env={**os.environ, "GRPC_TARGET": grpc_target(), "ADMIN_TOKEN": "",
+                     "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"})
+            self.assertEqual(result.returncode, 0, (result.stdout[-1000:],
+                                                    result.stderr[-1000:]))
 
     def test_every_powershell_example(self):
         lines = code_lines("Invoke-WebRequest ")

@@ -158,6 +158,40 @@ class WebPage(unittest.TestCase):
         self.assertTrue(self.http.get(f"{room}/now_playing").json()["now_playing"]["paused"])
         self.assertEqual(self.text("#pause-resume"), "Resume")
 
+    def test_a_guest_joins_sees_their_tracks_and_starts_a_room_as_its_host(self):
+        self.browser.type_into("#join-name", "Pat")
+        self.browser.click("#join-submit")
+        self.browser.wait_for("!document.getElementById('joined').hidden && "
+                              "document.getElementById('joined-name').textContent === 'Pat' && "
+                              "document.getElementById('status').textContent === 'live'",
+                              what="the page to show the guest")
+        self.http.post(f"/rooms/{self.room}/add_track", track("other", title="Not mine"))
+        self.browser.type_into("#add-title", "Mine Alone")
+        self.browser.type_into("#add-artist", "Pat's Band")
+        self.browser.type_into("#add-id", "pat1")
+        self.browser.click("#add-submit")
+        self.browser.wait_for(f"document.querySelector('{self.item('pat1')}.mine')",
+                              what="the guest's track marked as theirs")
+        self.assertFalse(self.browser.js(
+            f"document.querySelector('{self.item('other')}').classList.contains('mine')"))
+        added = self.http.get(f"/rooms/{self.room}/metadata/pat1").json()
+        self.assertEqual(added["added_by"]["name"], "Pat")
+        # a new room opens as its host: the token came in the fragment, and left the URL
+        self.browser.click("#new-room")
+        self.browser.wait_for(f"location.pathname !== '/rooms/{self.room}/' && "
+                              "document.getElementById('status').textContent === 'live'",
+                              what="the new room's page")
+        self.assertEqual(self.browser.js("location.hash"), "")
+        room = self.browser.js("location.pathname").split("/")[2]
+        token = self.browser.js(f"sessionStorage.getItem('mq:host:{room}')")
+        self.assertTrue(token and token.startswith("mqh_"), token)
+        self.assertFalse(self.browser.js("document.getElementById('host-role').hidden"))
+        reply = self.http.request("PATCH", f"/rooms/{room}/settings", {"locked": True},
+                                  headers={"Authorization": f"Bearer {token}"})
+        self.assertEqual(reply.status, 200)
+        self.browser.wait_for("document.getElementById('set-locked').checked",
+                              what="the settings form to follow")
+
     def test_controls_are_labelled(self):
         self.http.post(f"/rooms/{self.room}/add_track", track("l1", title="Labelled"))
         self.browser.wait_for(f"document.querySelector('{self.item('l1')}')")

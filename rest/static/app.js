@@ -24,14 +24,26 @@ const ballotKey = (track) => `${track.id}@${track.added_at}`;
 
 // -- talking to the API ----------------------------------------------------------------
 
-async function api(method, path, body) {
+// Who this browser is in the room: a host token (this tab only; a room started here
+// opens with it from the URL fragment, which never reaches a server or a log) or a guest
+// token (this browser, for this room).
+const HOST_KEY = `mq:host:${ROOM}`;
+const GUEST_KEY = `mq:guest:${ROOM}`;
+const fragment = new URLSearchParams(location.hash.slice(1));
+if (fragment.get("host")) {
+  sessionStorage.setItem(HOST_KEY, fragment.get("host"));
+  history.replaceState(null, "", location.pathname + location.search);  // out of sight
+}
+const guest = JSON.parse(localStorage.getItem(GUEST_KEY) || "null");  // {guest, name, token}
+
+async function api(method, path, body, base = BASE) {
   const headers = {};
-  const token = sessionStorage.getItem("mq:admin");
+  const token = sessionStorage.getItem(HOST_KEY) || (guest && guest.token);
   if (token) headers["Authorization"] = `Bearer ${token}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let response;
   try {
-    response = await fetch(BASE + path, {
+    response = await fetch(base + path, {
       method, headers, body: body === undefined ? undefined : JSON.stringify(body),
       signal: AbortSignal.timeout(10000),
     });
@@ -82,7 +94,8 @@ function el(tag, props, ...children) {
 }
 
 function trackInfo(track, extra) {
-  const meta = `${track.artist} · ${track.duration ? clock(track.duration) : "length unknown"}`;
+  let meta = `${track.artist} · ${track.duration ? clock(track.duration) : "length unknown"}`;
+  if (track.added_by) meta += ` · added by ${mine(track) ? "you" : track.added_by.name}`;
   return el("div", { className: "info" },
     el("div", { className: "title" }, track.title),
     el("div", { className: "meta" }, extra ? `${meta} · ${extra}` : meta));
@@ -106,6 +119,8 @@ function voteButton(entry, up) {
   return button;
 }
 
+const mine = (track) => !!(guest && track.added_by && track.added_by.guest === guest.guest);
+
 function queueItem(track) {
   const key = ballotKey(track);
   let entry = items.get(key);
@@ -118,6 +133,7 @@ function queueItem(track) {
     entry.item = el("li", {}, entry.pos, trackInfo(track),
       el("div", { className: "votes" }, entry.up, entry.count, entry.down));
     entry.item.dataset.id = String(track.id);
+    if (mine(track)) entry.item.classList.add("mine");
     items.set(key, entry);
   }
   entry.track = track;
@@ -156,6 +172,10 @@ function renderQueue() {
   const more = state.length - state.queue.length;
   $("queue-more").hidden = more <= 0;
   $("queue-more").textContent = more > 0 ? `… and ${plural(more, "more track")}` : "";
+  if (guest) {
+    const count = state.queue.filter(mine).length;
+    $("mine-count").textContent = `${plural(count, "track")} of yours in the first ${state.queue.length}`;
+  }
 }
 
 function renderNow() {
@@ -205,10 +225,14 @@ function renderSettings() {
   const focused = document.activeElement;
   for (const [name, id] of [["skip_threshold", "set-skip-threshold"],
                             ["no_repeat_minutes", "set-no-repeat-minutes"],
-                            ["fallback", "set-fallback"]]) {
+                            ["fallback", "set-fallback"], ["max_per_guest", "set-max-per-guest"],
+                            ["order", "set-order"]]) {
     if (focused !== $(id) && s[name] !== undefined) $(id).value = String(s[name]);
   }
-  if (s.autoplay !== undefined) $("set-autoplay").checked = s.autoplay;
+  for (const [name, id] of [["autoplay", "set-autoplay"], ["require_guest", "set-require-guest"],
+                            ["locked", "set-locked"]]) {
+    if (s[name] !== undefined) $(id).checked = s[name];
+  }
   if (state.now) {
     state.now.skip_threshold = s.skip_threshold;
     renderNow();
@@ -274,9 +298,14 @@ function connect() {
   source.addEventListener("error", () => { $("status").textContent = "reconnecting…"; });
   source.addEventListener("snapshot", (e) => applySnapshot(JSON.parse(e.data)));
   for (const type of ["add", "remove", "vote", "play", "pause", "resume", "skip", "settings",
-                      "clear"]) {
+                      "clear", "ban", "unban"]) {
     source.addEventListener(type, (e) => applyChange(JSON.parse(e.data)));
   }
+  source.addEventListener("banned", (e) => {  // this guest was banned: the stream is over
+    source.close();
+    $("status").textContent = "banned";
+    showError(JSON.parse(e.data).detail);
+  });
   // A page left for another (or kept in the back/forward cache) lets go of its stream:
   // a browser opens only six connections to one server, and streams left open by pages
   // already left would starve the next page's requests. Coming back reconnects, and the
@@ -465,12 +494,37 @@ async function saveSettings(event) {
   const body = {
     autoplay: $("set-autoplay").checked, skip_threshold: whole("set-skip-threshold"),
     fallback: $("set-fallback").value, no_repeat_minutes: whole("set-no-repeat-minutes"),
+    require_guest: $("set-require-guest").checked, locked: $("set-locked").checked,
+    max_per_guest: whole("set-max-per-guest"), order: $("set-order").value,
   };
   const data = await attempt(() => api("PATCH", "/settings", body));
   if (data) {
     state.settings = data;
     renderSettings();
   }
+}
+
+async function join(event) {
+  event.preventDefault();
+  const name = $("join-name").value.trim();
+  if (!name) {
+    showError("Your name: write how the others will see you.");
+    return;
+  }
+  const data = await attempt(() => api("POST", "/guests", { name }));
+  if (!data) return;
+  localStorage.setItem(GUEST_KEY, JSON.stringify({ guest: data.guest, name: data.name, token: data.guest_token }));
+  location.reload();  // the stream and every request go out as the guest from now on
+}
+
+function leave() {
+  localStorage.removeItem(GUEST_KEY);
+  location.reload();
+}
+
+async function newRoom() {
+  const data = await attempt(() => api("POST", "/rooms", {}, ""));
+  if (data) location.assign(`/rooms/${data.room}/#host=${encodeURIComponent(data.host_token)}`);
 }
 
 async function clearRoom() {
@@ -495,11 +549,20 @@ function start() {
       $("share-copy").textContent = "Press Ctrl+C";
     }
   });
-  $("admin-token").value = sessionStorage.getItem("mq:admin") || "";
+  $("admin-token").value = sessionStorage.getItem(HOST_KEY) || "";
   $("admin-token").addEventListener("change", (e) => {
-    if (e.target.value) sessionStorage.setItem("mq:admin", e.target.value);
-    else sessionStorage.removeItem("mq:admin");
+    if (e.target.value) sessionStorage.setItem(HOST_KEY, e.target.value);
+    else sessionStorage.removeItem(HOST_KEY);
   });
+  $("host-role").hidden = !sessionStorage.getItem(HOST_KEY);
+  $("host-role").textContent = "You are this room's host in this tab.";
+  $("join-form").hidden = !!guest;
+  $("joined").hidden = !guest;
+  if (guest) $("joined-name").textContent = guest.name;
+  $("join-form").addEventListener("submit", join);
+  $("leave").addEventListener("click", leave);
+  $("new-room").addEventListener("click", newRoom);
+  if (!roomMatch) $("join-card").hidden = true;  // guests join rooms, not the default one
   $("add-form").addEventListener("submit", addTrack);
   $("find-input").addEventListener("input", findInput);
   $("find-input").addEventListener("keydown", findKey);

@@ -153,7 +153,7 @@ METHODS = ["BREW", "PROPFIND", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CO
 STATIC_FILES = ["/static/index.html", "/static/app.js"]
 PAGES = ["/healthz", "/readyz", "/openapi.json", "/docs", "/", *STATIC_FILES, "/static/",
          "/static/%00", "/static/..%2F..%2Fetc%2Fpasswd", "/static/%FF", "/static/" + "s" * 300]
-UNKNOWN_PATHS = ["/admin", "/.env", "/rooms", "/rooms/", "/add_track/extra", "//queue",
+UNKNOWN_PATHS = ["/admin", "/.env", "/roomz", "/rooms/", "/add_track/extra", "//queue",
                  "/%00", "/metadata/", "/metadata", "/%FF%FE", "/" + "a/" * 500,
                  "/" + "x" * 5000, "/index.php?x=1", "/rooms/a/b/c/queue", "/v1/queue"]
 RANGES = ["bytes=999999-1", "bytes=abc", "bytes=0-0,1-1,2-2", "bytes=-", "items=0-1"]
