@@ -124,9 +124,9 @@ def main() -> int:
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
     settings = Settings.from_env()
-    asyncio.run(store.check(settings))
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = asyncio.run(store.check(settings))
     uvloop.run(serve(settings))
     return 0
 

@@ -142,7 +142,7 @@ def tune_gc() -> None:
 
 def main() -> int:
     settings = Settings.from_env()
-    asyncio.run(store.check(settings))
+    settings = asyncio.run(store.check(settings))
     app = create_app(settings)
     tune_gc()
     Server(config(app, settings), app.state.drain).run()
