@@ -20,6 +20,7 @@ COPY grpc_svc/ grpc_svc/
 COPY proto/ proto/
 COPY tests/ tests/
 COPY bench/ bench/
+COPY data/ data/
 COPY README.md nginx.conf nginx.grpc.conf nginx.rate-limits.on.conf nginx.rate-limits.off.conf ./
 USER queue
 EXPOSE 8000 50051

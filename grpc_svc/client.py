@@ -3,7 +3,7 @@
     python -m grpc_svc.client [--target HOST:PORT] [--room R] [--json] COMMAND [options]
 
 Commands: add, remove, vote, queue, metadata, play, history, now, clear, watch, pause,
-resume, skip, settings, create-room, join, ban, unban, cohost, me. ``--token`` (default
+resume, skip, settings, create-room, join, ban, unban, cohost, me, search. ``--token`` (default
 $ADMIN_TOKEN) is sent as the authorization: the server's admin token, a room's host or
 co-host token, or a guest's. The
 target defaults to $GRPC_TARGET, else localhost:50051; ``dns:///host:port`` (every address
@@ -28,6 +28,8 @@ from shared.validation import BOOLEAN_RULE, boolean
 
 from . import SERVICE
 from .render import (
+    catalogue_dict,
+    catalogue_table,
     change_dict,
     change_text,
     describe,
@@ -48,7 +50,8 @@ from .render import (
 # Writes are not: one that reached Redis before its node died must not run twice (send an
 # idempotency key and retry it yourself).
 READS = [{"service": SERVICE, "method": method}
-         for method in ("GetQueue", "GetMetadata", "GetHistory", "NowPlaying", "GetSettings")]
+         for method in ("GetQueue", "GetMetadata", "GetHistory", "NowPlaying", "GetSettings",
+                        "SearchCatalogue", "GetCatalogueTrack")]
 RETRY_READS = {"name": READS, "retryPolicy": {
     "maxAttempts": 4, "initialBackoff": "0.05s", "maxBackoff": "0.5s",
     "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}
@@ -106,9 +109,15 @@ def run(args, stub: pb_grpc.QueueServiceStub, out) -> None:
     room = args.room
     command = args.command
     if command == "add":
-        reply = stub.AddTrack(pb.Track(id=args.id, title=args.title, artist=args.artist,
-                                       duration=args.duration, room=room), **call)
+        reply = stub.AddTrack(pb.Track(id=args.id, title=args.title or "",
+                                       artist=args.artist or "", duration=args.duration,
+                                       room=room), **call)
         emit(args, out, change_dict(reply), change_text(reply))
+    elif command == "search":
+        found = stub.SearchCatalogue(pb.CatalogueQuery(query=" ".join(args.query),
+                                                       limit=args.limit), **call)
+        emit(args, out, [catalogue_dict(t) for t in found.tracks],
+             catalogue_table(found.tracks))
     elif command == "remove":
         reply = stub.RemoveTrack(pb.TrackId(id=args.id, room=room), **call)
         emit(args, out, change_dict(reply), change_text(reply))
@@ -263,11 +272,17 @@ def parser() -> argparse.ArgumentParser:
         _common(sub, defaults=False)
         return sub
 
-    add = command("add", "add a track")
+    add = command("add", "add a track; with --id alone, a track of the catalogue")
     add.add_argument("--id", required=True)
-    add.add_argument("--title", required=True)
-    add.add_argument("--artist", required=True)
-    add.add_argument("--duration", type=int, default=0, help="seconds (default 0: unknown)")
+    add.add_argument("--title", help="required unless the id is a catalogue track's")
+    add.add_argument("--artist", help="required unless the id is a catalogue track's")
+    add.add_argument("--duration", type=int, default=0,
+                     help="seconds (default 0: unknown, or the catalogue's)")
+    search = command("search", "search the catalogue: every word a prefix of a word of the "
+                               "title, artist or album, case and accents ignored")
+    search.add_argument("query", nargs="+", metavar="QUERY")
+    search.add_argument("--limit", type=int, default=0, help="how many (default 20, at most "
+                                                             "100)")
     command("remove", "remove a queued track (host)").add_argument("--id", required=True)
     vote = command("vote", "vote a queued track up or down")
     vote.add_argument("--id", required=True)
@@ -323,7 +338,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    options = parser()
+    args = options.parse_args(argv)
+    if args.command == "add" and (args.title is None) != (args.artist is None):
+        options.error("add: give both --title and --artist, or neither (a catalogue track "
+                      "by its --id alone)")
     try:
         with channel(args.target) as chan:
             run(args, pb_grpc.QueueServiceStub(chan), sys.stdout)

@@ -117,3 +117,24 @@ def settings_text(reply: pb.Settings) -> str:
 
 def _shown(value: Any) -> str:
     return ("on" if value else "off") if isinstance(value, bool) else str(value)
+
+
+def catalogue_dict(track: pb.CatalogueTrack) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": track.id, "title": track.title, "artist": track.artist,
+                           "album": track.album or None, "duration": track.duration,
+                           "plays": track.plays}
+    if track.extra:
+        out["extra"] = dict(track.extra)
+    return out
+
+
+def catalogue_table(tracks) -> str:
+    if not tracks:
+        return "(no track matches)"
+    rows = [("#", "ID", "TITLE", "ARTIST", "ALBUM", "LENGTH", "PLAYS")]
+    rows += [(str(n), t.id, t.title, t.artist, t.album, clock(t.duration), str(t.plays))
+             for n, t in enumerate(tracks, 1)]
+    widths = [min(max(len(r[i]) for r in rows), 32) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell[:32].ljust(w)
+                               for cell, w in zip(row, widths, strict=True)).rstrip()
+                     for row in rows)

@@ -144,7 +144,7 @@ def main() -> int:
     gc.set_threshold(50_000, 20, 100)
     settings = Settings.from_env()
     logs.setup(settings.log_level, settings.log_format, settings.node_id)
-    asyncio.run(store.check(settings))
+    settings = asyncio.run(store.check(settings))
     uvloop.run(serve(settings))
     return 0
 

@@ -23,6 +23,7 @@ from google.protobuf.message import DecodeError, Message
 
 from proto import queue_pb2 as pb
 from shared import errors, validation
+from shared.catalogue import Catalogue, CatalogueTrack
 from shared.config import Settings
 from shared.live import Live, follow
 from shared.logs import REQUEST_ID, access, log_access, new_id, sane
@@ -98,10 +99,16 @@ class QueueServicer:
         self.queue, self.live, self.playback, self.settings = queue, live, playback, settings
         self.rooms = rooms
         self.join_limit = JoinLimit(settings.guest_joins_per_minute)
+        self.catalogue = Catalogue(playback.redis)
 
 
     async def AddTrack(self, request: pb.Track, context: Context) -> bytes:
-        track = validation.new_track(request.id, request.title, request.artist, request.duration)
+        if not request.title and not request.artist:  # a catalogue track (0: its duration)
+            track = await self.catalogue.new_track(validation.track_id(request.id),
+                                                   request.duration or None)
+        else:
+            track = validation.new_track(request.id, request.title, request.artist,
+                                         request.duration)
         change = await self.queue.add(room_of(request.room), track,
                                       idempotency_key=idempotency_key(context),
                                       authorization=token(context))
@@ -230,6 +237,16 @@ class QueueServicer:
         return pb.MineReply(guest=mine.guest, name=mine.name, tracks=[
             pb.MyTrack(track=wire.track_pb(track), position=position)
             for position, track in mine.tracks]).SerializeToString()
+    async def SearchCatalogue(self, request: pb.CatalogueQuery, context: Context) -> bytes:
+        limit = validation.bounded("limit", request.limit, 0, validation.MAX_RESULTS)
+        found = await self.catalogue.search(validation.search_query(request.query),
+                                            limit or validation.DEFAULT_RESULTS)
+        return pb.CatalogueResult(tracks=[catalogue_pb(t) for t in found.tracks]
+                                  ).SerializeToString()
+
+    async def GetCatalogueTrack(self, request: pb.TrackId, context: Context) -> bytes:
+        track = await self.catalogue.track(validation.track_id(request.id))
+        return catalogue_pb(track).SerializeToString()
 
     async def Watch(self, request: pb.Empty, context: Context) -> AsyncIterator[bytes]:
         """A snapshot of the room, then one event per change (``shared.live.follow``); each
@@ -247,6 +264,12 @@ class QueueServicer:
                 yield wire.snapshot_bytes(item)
             elif item is not None:
                 yield item.rendered("grpc", wire.event_bytes)
+
+
+def catalogue_pb(track: CatalogueTrack) -> pb.CatalogueTrack:
+    return pb.CatalogueTrack(id=track.id, title=track.title, artist=track.artist,
+                             album=track.album, duration=track.duration, plays=track.plays,
+                             extra=track.extra)
 
 
 # -- the handler table --------------------------------------------------------------------

@@ -251,3 +251,42 @@ class QueueEvent(_message.Message):
     playing: NowPlayingReply
     settings: Settings
     def __init__(self, type: _Optional[str] = ..., version: _Optional[int] = ..., track: _Optional[_Union[Track, _Mapping]] = ..., queue: _Optional[_Iterable[_Union[Track, _Mapping]]] = ..., length: _Optional[int] = ..., now_playing: _Optional[_Union[Track, _Mapping]] = ..., playing: _Optional[_Union[NowPlayingReply, _Mapping]] = ..., settings: _Optional[_Union[Settings, _Mapping]] = ...) -> None: ...
+
+class CatalogueQuery(_message.Message):
+    __slots__ = ("query", "limit")
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    query: str
+    limit: int
+    def __init__(self, query: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class CatalogueTrack(_message.Message):
+    __slots__ = ("id", "title", "artist", "album", "duration", "plays", "extra")
+    class ExtraEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    ARTIST_FIELD_NUMBER: _ClassVar[int]
+    ALBUM_FIELD_NUMBER: _ClassVar[int]
+    DURATION_FIELD_NUMBER: _ClassVar[int]
+    PLAYS_FIELD_NUMBER: _ClassVar[int]
+    EXTRA_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    title: str
+    artist: str
+    album: str
+    duration: int
+    plays: int
+    extra: _containers.ScalarMap[str, str]
+    def __init__(self, id: _Optional[str] = ..., title: _Optional[str] = ..., artist: _Optional[str] = ..., album: _Optional[str] = ..., duration: _Optional[int] = ..., plays: _Optional[int] = ..., extra: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class CatalogueResult(_message.Message):
+    __slots__ = ("tracks",)
+    TRACKS_FIELD_NUMBER: _ClassVar[int]
+    tracks: _containers.RepeatedCompositeFieldContainer[CatalogueTrack]
+    def __init__(self, tracks: _Optional[_Iterable[_Union[CatalogueTrack, _Mapping]]] = ...) -> None: ...

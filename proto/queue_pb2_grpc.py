@@ -144,6 +144,16 @@ class QueueServiceStub:
                 request_serializer=proto_dot_queue__pb2.Empty.SerializeToString,
                 response_deserializer=proto_dot_queue__pb2.MineReply.FromString,
                 _registered_method=True)
+        self.SearchCatalogue = channel.unary_unary(
+                '/queue.QueueService/SearchCatalogue',
+                request_serializer=proto_dot_queue__pb2.CatalogueQuery.SerializeToString,
+                response_deserializer=proto_dot_queue__pb2.CatalogueResult.FromString,
+                _registered_method=True)
+        self.GetCatalogueTrack = channel.unary_unary(
+                '/queue.QueueService/GetCatalogueTrack',
+                request_serializer=proto_dot_queue__pb2.TrackId.SerializeToString,
+                response_deserializer=proto_dot_queue__pb2.CatalogueTrack.FromString,
+                _registered_method=True)
 
 
 class QueueServiceServicer:
@@ -297,6 +307,20 @@ class QueueServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SearchCatalogue(self, request, context):
+        """The catalogue, one per deployment (AddTrack with only an id adds a catalogue track).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCatalogueTrack(self, request, context):
+        """NOT_FOUND if not there
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_QueueServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -409,6 +433,16 @@ def add_QueueServiceServicer_to_server(servicer, server):
                     servicer.Me,
                     request_deserializer=proto_dot_queue__pb2.Empty.FromString,
                     response_serializer=proto_dot_queue__pb2.MineReply.SerializeToString,
+            ),
+            'SearchCatalogue': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchCatalogue,
+                    request_deserializer=proto_dot_queue__pb2.CatalogueQuery.FromString,
+                    response_serializer=proto_dot_queue__pb2.CatalogueResult.SerializeToString,
+            ),
+            'GetCatalogueTrack': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCatalogueTrack,
+                    request_deserializer=proto_dot_queue__pb2.TrackId.FromString,
+                    response_serializer=proto_dot_queue__pb2.CatalogueTrack.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1005,6 +1039,60 @@ class QueueService:
             '/queue.QueueService/Me',
             proto_dot_queue__pb2.Empty.SerializeToString,
             proto_dot_queue__pb2.MineReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchCatalogue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/queue.QueueService/SearchCatalogue',
+            proto_dot_queue__pb2.CatalogueQuery.SerializeToString,
+            proto_dot_queue__pb2.CatalogueResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCatalogueTrack(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/queue.QueueService/GetCatalogueTrack',
+            proto_dot_queue__pb2.TrackId.SerializeToString,
+            proto_dot_queue__pb2.CatalogueTrack.FromString,
             options,
             channel_credentials,
             insecure,

@@ -144,7 +144,7 @@ def tune_gc() -> None:
 def main() -> int:
     settings = Settings.from_env()
     logs.setup(settings.log_level, settings.log_format, settings.node_id)
-    asyncio.run(store.check(settings))
+    settings = asyncio.run(store.check(settings))
     app = create_app(settings)
     tune_gc()
     Server(config(app, settings), app.state.drain).run()

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
 from shared import errors, metrics, store
+from shared.catalogue import Catalogue
 from shared.config import Settings
 from shared.live import Live
 from shared.playback import Playback, Schedule
@@ -47,7 +48,8 @@ def create_app(settings: Settings) -> Starlette:
         try:
             yield {"queue": queue, "redis": redis, "live": live, "settings": settings,
                    "playback": playback, "rooms": Rooms(redis, settings),
-                   "join_limit": JoinLimit(settings.guest_joins_per_minute)}
+                   "join_limit": JoinLimit(settings.guest_joins_per_minute),
+                   "catalogue": Catalogue(redis)}
         finally:
             drain.callbacks.remove(live.end_all)
             await schedule.close()

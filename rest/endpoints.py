@@ -12,6 +12,7 @@ from shared.model import Change
 from shared.queue import Queue
 
 from . import live
+from .catalogue import catalogue_of
 from .http import JSONResponse, json_body, track_bytes, tracks_bytes
 
 
@@ -52,8 +53,12 @@ def written(message: bytes, change: Change) -> JSONResponse:
 
 async def add_track(request: Request) -> Response:
     body = await json_body(request)
-    track = validation.new_track(body.get("id"), body.get("title"), body.get("artist"),
-                                 body.get("duration"))
+    if body.get("title") is None and body.get("artist") is None:  # a catalogue track
+        track = await catalogue_of(request).new_track(validation.track_id(body.get("id")),
+                                                      body.get("duration"))
+    else:
+        track = validation.new_track(body.get("id"), body.get("title"), body.get("artist"),
+                                     body.get("duration"))
     change = await queue_of(request).add(room_of(request), track, head=head_of(request),
                                          idempotency_key=idempotency_key(request),
                                          authorization=authorization(request))

@@ -55,10 +55,33 @@ SCHEMAS: dict[str, Schema] = {
     },
     "NewTrack": {
         "type": "object",
-        "required": ["id", "title", "artist"],
+        "description": "A track with its title and artist; or a catalogue track by its id "
+                       "alone (title, artist and duration are taken from the catalogue, 404 "
+                       "if it is not there; a duration given wins).",
+        "required": ["id"],
         "properties": {"id": ID, "title": TEXT, "artist": TEXT,
                        "duration": {**DURATION, "default": 0}},
+        "examples": [{"id": 123, "title": "Song Title", "artist": "Artist Name",
+                      "duration": 200}, {"id": 123}],
         "example": {"id": 123, "title": "Song Title", "artist": "Artist Name", "duration": 200},
+    },
+    "CatalogueTrack": {
+        "type": "object",
+        "required": ["id", "title", "artist", "album", "duration", "plays"],
+        "properties": {
+            "id": ID, "title": TEXT, "artist": TEXT,
+            "album": {"type": ["string", "null"], "maxLength": v.MAX_TEXT},
+            "duration": DURATION,
+            "plays": {"type": "integer", "description": "Times played in this deployment."},
+            "extra": {"type": "object", "additionalProperties": {"type": "string"},
+                      "description": "Other columns of the imported row (year, genre...)."},
+        },
+    },
+    "CatalogueResult": {
+        "type": "object",
+        "properties": {"query": {"type": "string", "description": "The query, trimmed."},
+                       "tracks": {"type": "array", "items": ref("CatalogueTrack"),
+                                  "description": "Best first."}},
     },
     "TrackRef": {"type": "object", "required": ["id"], "properties": {"id": ID},
                  "example": {"id": 123}},

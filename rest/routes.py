@@ -18,7 +18,7 @@ from starlette.types import Receive, Scope, Send
 
 from shared import validation as v
 
-from . import endpoints, pages, playback, rooms
+from . import catalogue, endpoints, pages, playback, rooms
 from .openapi import ID, ref
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -75,6 +75,8 @@ ENDPOINTS = (
              success=ref("WriteResult"), errors="400 401 403 409 413 422 503"),
     Endpoint("/remove_track", "POST", endpoints.remove_track,
              "Remove a queued track (host, or the guest who added it)",
+             success=ref("WriteResult"), errors="400 404 409 413 422 503"),
+    Endpoint("/remove_track", "POST", endpoints.remove_track, "Remove a queued track (host)",
              WRITE, "TrackRef", success=ref("WriteResult"),
              errors="400 401 403 404 413 422 503", host=True),
     Endpoint("/vote", "POST", endpoints.vote, "Vote a queued track up or down", (
@@ -173,6 +175,20 @@ ENDPOINTS = (
     Endpoint("/rooms/{room}/me", "GET", rooms.me,
              "A guest's own queued tracks, each with its place in the queue (guest token)",
              success=ref("Mine"), errors="401 403 503", room=False, tag="hosts and guests"),
+    Endpoint("/catalogue/search", "GET", catalogue.search,
+             "Search the catalogue as you type: tracks whose title, artist or album has every "
+             "word of q as a word prefix (case and accents ignored), best first: exact "
+             "title, title prefix, the rest; ties by times played",
+             (query("q", {"type": "string", "minLength": 1, "maxLength": v.MAX_QUERY},
+                    f"The words, as typed (at most {v.MAX_QUERY_WORDS}); required.", "beat"),
+              query("limit", {"type": "integer", "minimum": 1, "maximum": v.MAX_RESULTS,
+                              "default": v.DEFAULT_RESULTS}, "How many tracks at most.", 10)),
+             success=ref("CatalogueResult"), errors="400 422 503", room=False, tag="catalogue"),
+    Endpoint("/catalogue/tracks/{track_id}", "GET", catalogue.track,
+             "One catalogue track (add it with POST /add_track and its id alone)",
+             ({"name": "track_id", "in": "path", "required": True, "schema": ID,
+               "example": 123},), success=ref("CatalogueTrack"), errors="404 422 503",
+             room=False, tag="catalogue"),
     Endpoint("/", "GET", pages.index, "The web page of the default room", success=HTML,
              room=False, tag="pages"),
     Endpoint("/rooms/{room}/", "GET", pages.index, "The web page of a room", success=HTML,

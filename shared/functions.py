@@ -1,4 +1,5 @@
-"""The Redis function library (``queue.lua``), with its constants filled in from Python.
+"""The Redis function library (``queue.lua`` and the catalogue's ``catalogue/catalogue.lua``),
+with its constants filled in from Python.
 
 The library's name and its functions' names carry a version, the first hex digits of a
 hash of the source: nodes of two releases (during a rolling deploy) each call their own
@@ -18,7 +19,10 @@ from .validation import IDEMPOTENCY_TTL
 
 EVENT_HEAD = 25  # an event's edge is the track at this place of the queue
 
-_TEMPLATE = Template(Path(__file__).with_name("queue.lua").read_text()).safe_substitute(
+# The catalogue's functions (shared/catalogue/catalogue.lua) are part of the same library.
+_FILES = (Path(__file__).with_name("queue.lua"),
+          Path(__file__).parent / "catalogue" / "catalogue.lua")
+_TEMPLATE = Template("\n".join(path.read_text() for path in _FILES)).safe_substitute(
     SEQ_WIDTH=SEQ_WIDTH, IDEMPOTENCY_TTL=IDEMPOTENCY_TTL, EVENT_HEAD=EVENT_HEAD)
 VERSION = hashlib.sha1(_TEMPLATE.encode()).hexdigest()[:10]
 SOURCE = Template(_TEMPLATE).substitute(VERSION=VERSION)

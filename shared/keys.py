@@ -65,3 +65,23 @@ def events_channel(room: str) -> str:
 def channel_room(channel: str) -> str:
     """The room of an events channel: ``mq:{party42}:events`` -> ``party42``."""
     return channel[len(PREFIX) + 2:-len("}:events")]
+
+
+class CatalogueKeys(NamedTuple):
+    """The deployment's one catalogue (shared by every room), in one Cluster slot. A room's
+    keys are ``mq:{<room>}:`` and one of RoomKeys' names, ``idem:<key>`` or ``events``, so
+    even a room called "catalogue" never reaches these ``cat:`` keys."""
+
+    records: str  # hash: id -> title, artist, album, duration, words, extra columns
+    words: str  # zset, scores 0: "<word>\0<id>" for each distinct word of a track
+    titles: str  # zset, scores 0: "<title words>\0<id>"
+    plays: str  # zset: id -> times played in this deployment
+    version: str  # counter: bumped by every change of the tracks
+    lock: str  # string: the token of the import that is running
+
+
+CATALOGUE = CatalogueKeys(*(f"{PREFIX}:{{catalogue}}:cat:{name}"
+                            for name in CatalogueKeys._fields))
+# where a --replace import builds the new catalogue before it is swapped in
+CATALOGUE_STAGED = CatalogueKeys(*(f"{PREFIX}:{{catalogue}}:cat:next:{name}"
+                                   for name in CatalogueKeys._fields))

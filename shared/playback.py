@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import functions, keys, settings
+from .catalogue import count_play
 from .config import Settings
 from .errors import StoreUnavailable
 from .model import Change
@@ -114,7 +115,10 @@ class Playback:
             return "later", int(reply[1])
         if reply[0] == "idle":
             return "idle", None
-        return "played", parse(reply).due
+        played = parse(reply)
+        if played.change.now is not None:
+            await count_play(self.redis, played.change.now.track.id)
+        return "played", played.due
 
 
 class Schedule:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import auth, functions, keys, validation
+from .catalogue import count_play
 from .config import Settings
 from .errors import TrackNotFound
 from .model import (
@@ -145,8 +146,12 @@ class Queue:
         return parse(fields)
 
     async def _schedule(self, room: str, reply: Reply) -> None:
-        """Enter a room that is due in the schedule, at the earlier of its due times (the
+        """After a change: a play counts for the catalogue's ranking (``count_play``), and a
+        room that is due enters the schedule, at the earlier of its due times (the
         schedule is a hint: the room's own state decides, see shared/playback.py)."""
+        change = reply.change
+        if change.kind == "play" and change.now is not None:
+            await count_play(self._redis, change.now.track.id)
         if reply.due is not None:
             await self._redis.execute("ZADD", keys.SCHEDULE, "LT", reply.due, room)
 

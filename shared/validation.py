@@ -26,6 +26,10 @@ MAX_HEAD = 100
 MAX_BODY = 64 * 1024  # bytes of a REST request body
 IDEMPOTENCY_TTL = 600  # seconds a write's first answer is kept for its retries
 MAX_IDEMPOTENCY_KEY = 255
+MAX_QUERY = 200  # characters of a catalogue search
+MAX_QUERY_WORDS = 16
+DEFAULT_RESULTS = 20  # catalogue search results unless ?limit= says
+MAX_RESULTS = 100
 
 ID_PATTERN = rf"[A-Za-z0-9._:-]{{1,{MAX_ID}}}"
 ROOM_PATTERN = rf"[A-Za-z0-9_-]{{1,{MAX_ROOM}}}"
@@ -83,6 +87,23 @@ def text(field: str, value: Any, longest: int = MAX_TEXT) -> str:
         raise InvalidField(field, f"must be at most {longest} characters, got {len(trimmed)}")
     if _FORBIDDEN.search(trimmed):
         raise InvalidField(field, "must not contain control characters")
+    return trimmed
+
+
+def search_query(value: Any) -> str:
+    """A catalogue search as typed: 1-200 characters, trimmed; its words are the catalogue's
+    business (``shared.catalogue``)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise InvalidField("q", f"is required: the words to search for (1-{MAX_QUERY} "
+                                "characters)")
+    if not isinstance(value, str):
+        raise InvalidField("q", f"must be a string of 1-{MAX_QUERY} characters, "
+                                f"got {_kind(value)}")
+    trimmed: str = value.strip()
+    if len(trimmed) > MAX_QUERY:
+        raise InvalidField("q", f"must be at most {MAX_QUERY} characters, got {len(trimmed)}")
+    if _FORBIDDEN.search(trimmed):
+        raise InvalidField("q", "must not contain control characters")
     return trimmed
 
 

@@ -111,6 +111,11 @@ class OpenApi(unittest.TestCase):
                                       headers=admin_headers())
                 url, headers, body = self.example_request(path, method, op, room)
                 url, headers = self.members(path, url, headers, room)
+                if path == "/catalogue/tracks/{track_id}":  # a track the catalogue has, if any
+                    found = self.http.get("/catalogue/search?q=a&limit=1").json()["tracks"]
+                    url = f"/catalogue/tracks/{found[0]['id']}" if found else None
+                if url is None:
+                    continue
                 if path.endswith("/events"):
                     stream = EventStream(api_url(), url)
                     self.assertEqual(stream.status, 200, url)

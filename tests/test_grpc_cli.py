@@ -139,7 +139,9 @@ class Cli(unittest.TestCase):
         self.assertEqual(len(result.stderr.strip().splitlines()), 1)
 
     def test_usage_errors(self):
-        for args in (("vote", "--id", "x", "--up", "maybe"), ("add", "--id", "x"), ("dance",)):
+        # (add --id alone adds a catalogue track; a title without an artist is the mistake)
+        for args in (("vote", "--id", "x", "--up", "maybe"), ("add", "--id", "x", "--title", "T"),
+                     ("add", "--title", "T", "--artist", "A"), ("dance",)):
             result = self.cli(*args)
             self.assertEqual(result.returncode, 2, args)
             self.assertIn("usage", result.stderr)

@@ -67,6 +67,23 @@ class Sharding(unittest.TestCase):
                     .strip() == "1"]
             self.assertEqual(len(held), owners[port])
 
+    def test_a_redis_url_that_is_a_cluster_node_seeds_the_cluster(self):
+        """REDIS_URL alone, naming one node of a cluster (what the Compose override does):
+        the node finds the cluster and routes every room to its shard."""
+        seed = cluster.redis_cluster.seeds.split(",")[0]
+        node = cluster.add_rest_node(REDIS_CLUSTER="", REDIS_URL=f"redis://{seed}/0")
+        self.addCleanup(lambda: (node.stop(), cluster.rest.remove(node),
+                                 cluster.rest_ports.pop()))
+        http = Http(cluster.rest_urls[-1])
+        self.addCleanup(http.close)
+        rooms = [unique("seeded") for _ in range(12)]
+        for room in rooms:
+            reply = http.post(f"/rooms/{room}/add_track", track("a"))
+            self.assertEqual(reply.status, 200, reply)
+        primaries = cluster.redis_cluster.primary_ports()
+        owners = {slot_owner(primaries[0], slot_of(room)) for room in rooms}
+        self.assertGreater(len(owners), 1, "every room went to one Redis")
+
     def test_every_primary_has_the_functions_and_gets_them_back(self):
         from shared import functions
 

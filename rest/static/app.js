@@ -371,6 +371,108 @@ async function addTrack(event) {
   $("add-title").focus();
 }
 
+// -- finding a song in the catalogue ---------------------------------------------------
+// Searches go out 150 ms after the last keystroke; each answer is shown only if it
+// answers the latest query (an earlier, slower answer arriving last is dropped), and a
+// query typed over an unanswered one cancels it.
+
+const find = { seq: 0, shown: 0, tracks: [], active: -1, controller: null, timer: 0 };
+const FIND_DELAY = 150;
+const FIND_LIMIT = 8;
+
+function findInput() {
+  clearTimeout(find.timer);
+  const query = $("find-input").value.trim();
+  if (!query) {
+    find.seq += 1;  // whatever is on its way is stale now
+    showResults([], "");
+    return;
+  }
+  find.timer = setTimeout(() => searchCatalogue(query), FIND_DELAY);
+}
+
+async function searchCatalogue(query) {
+  const seq = ++find.seq;
+  if (find.controller) find.controller.abort();
+  const controller = find.controller = new AbortController();
+  const timeout = setTimeout(() => controller.abort(), 10000);
+  let data;
+  try {
+    const response = await fetch(
+      `/catalogue/search?q=${encodeURIComponent(query)}&limit=${FIND_LIMIT}`,
+      { signal: controller.signal });
+    data = await response.json().catch(() => ({ detail: response.statusText }));
+    if (!response.ok) throw new Error(data.detail || `${response.status}`);
+  } catch (err) {
+    if (seq !== find.seq) return;  // cancelled by a newer query
+    showResults([], err.name === "AbortError" ? "The search did not answer; type again."
+      : `Search failed: ${err.message}`);
+    return;
+  } finally {
+    clearTimeout(timeout);
+  }
+  if (seq !== find.seq) return;  // a newer query was typed meanwhile
+  find.shown = seq;
+  showResults(data.tracks, data.tracks.length ? ""
+    : `No song matches “${query}”: add it by hand below.`);
+}
+
+function showResults(tracks, status) {
+  find.tracks = tracks;
+  find.active = tracks.length ? 0 : -1;
+  const list = $("find-results");
+  list.replaceChildren(...tracks.map((track, i) => {
+    const extra = track.album ? track.album : "";
+    const item = el("li", { id: `find-${i}` }, trackInfo(track, extra),
+      el("span", { className: "add-hint", textContent: "Add" }));
+    item.setAttribute("role", "option");
+    item.dataset.id = String(track.id);
+    // mousedown, not click: the input keeps the focus, so typing can go on
+    item.addEventListener("mousedown", (e) => { e.preventDefault(); addFound(i); });
+    return item;
+  }));
+  list.hidden = !tracks.length;
+  $("find-input").setAttribute("aria-expanded", String(tracks.length > 0));
+  $("find-status").textContent = status;
+  markActive();
+}
+
+function markActive() {
+  const input = $("find-input");
+  [...$("find-results").children].forEach((item, i) => {
+    item.setAttribute("aria-selected", String(i === find.active));
+    if (i === find.active) item.scrollIntoView({ block: "nearest" });
+  });
+  if (find.active >= 0) input.setAttribute("aria-activedescendant", `find-${find.active}`);
+  else input.removeAttribute("aria-activedescendant");
+}
+
+function findKey(event) {
+  const count = find.tracks.length;
+  if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+    if (!count) return;
+    event.preventDefault();
+    const step = event.key === "ArrowDown" ? 1 : -1;
+    find.active = (find.active + step + count) % count;
+    markActive();
+  } else if (event.key === "Enter") {
+    event.preventDefault();
+    if (find.active >= 0) addFound(find.active);
+  } else if (event.key === "Escape") {
+    $("find-input").value = "";
+    findInput();
+  }
+}
+
+async function addFound(index) {
+  const track = find.tracks[index];
+  if (!track) return;
+  const data = await attempt(() => api("POST", "/add_track", { id: track.id }));
+  if (!data) return;
+  applyWrite(data);
+  $("find-status").textContent = `Added “${track.title}” to the queue.`;
+}
+
 async function playNext() {
   const data = await attempt(() => api("POST", "/play_next"));
   if (data) setNow(data.now_playing);
@@ -462,6 +564,8 @@ function start() {
   $("new-room").addEventListener("click", newRoom);
   if (!roomMatch) $("join-card").hidden = true;  // guests join rooms, not the default one
   $("add-form").addEventListener("submit", addTrack);
+  $("find-input").addEventListener("input", findInput);
+  $("find-input").addEventListener("keydown", findKey);
   $("play-next").addEventListener("click", playNext);
   $("pause-resume").addEventListener("click", pauseOrResume);
   $("skip").addEventListener("click", skip);

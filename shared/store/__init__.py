@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -56,10 +57,13 @@ def subscriber(client: Client, on_message: Callable[[str, str], None],
                       stats=client.stats)
 
 
-async def check(settings: Settings) -> None:
+async def check(settings: Settings) -> Settings:
     """Fail a node's start, naming the setting, when REDIS_CLUSTER does not lead to a
     cluster: no seed answers, or one is not a cluster node. (One Redis that is not up yet
-    is fine: the node answers 503 until it is.)"""
+    is fine: the node answers 503 until it is.) A REDIS_URL that turns out to be a node of
+    a Redis Cluster is taken as the cluster's seed: the settings to run with."""
+    if not settings.redis_cluster and not settings.redis_sentinels:
+        settings = await _cluster_behind_url(settings)
     client = connect(settings)
     try:
         if isinstance(client, Cluster):
@@ -81,6 +85,27 @@ async def check(settings: Settings) -> None:
                     f"named a primary that answers ({exc.detail})") from None
     finally:
         await client.aclose()
+    return settings
+
+
+async def _cluster_behind_url(settings: Settings) -> Settings:
+    address = Address.from_url(settings.redis_url)
+    if address.path is not None:
+        return settings
+    probe = Redis(settings.redis_url, settings.redis_timeout)
+    try:
+        info = await probe.execute("INFO", "cluster")
+    except Exception:  # not up yet, or not a Redis we may ask: it stays one Redis
+        return settings
+    finally:
+        await probe.aclose()
+    text = info.decode() if isinstance(info, bytes) else str(info)
+    if "cluster_enabled:1" not in text:
+        return settings
+    seed = f"{address.host}:{address.port}"
+    log.info("REDIS_URL is a node of a Redis Cluster: using it as the cluster's seed (%s)",
+             seed)
+    return dataclasses.replace(settings, redis_cluster=(seed,))
 
 
 async def prepare(redis: Client) -> None:

@@ -102,7 +102,8 @@ class Cluster(Client):
         deadline = time.monotonic() + self.timeout
         asking: Address | None = None
         reply: Any = None
-        for _ in range(MAX_REDIRECTS):
+        moved = 0  # MOVED replies followed: at most MAX_REDIRECTS (a map gone round in circles)
+        while True:  # ASK and TRYAGAIN: followed until the deadline (a slot being moved)
             target = asking or self.slots[slot]
             if target is None:
                 await self.refresh()
@@ -122,13 +123,14 @@ class Cluster(Client):
             if type(reply) is not ReplyError:
                 return reply
             text = str(reply)
-            if text.startswith("MOVED "):
-                _, moved, where = text.split()
+            if text.startswith("MOVED ") and moved < MAX_REDIRECTS:
+                moved += 1
+                _, to_slot, where = text.split()
                 host, _, port = where.rpartition(":")
-                self.slots[int(moved)] = self.address(host, int(port))
+                self.slots[int(to_slot)] = self.address(host, int(port))
                 self._changed()
                 self.refresh_soon()
-            elif text.startswith("ASK "):
+            elif text.startswith("ASK ") and time.monotonic() < deadline:
                 _, _, where = text.split()
                 host, _, port = where.rpartition(":")
                 asking = self.address(host, int(port))
@@ -136,7 +138,6 @@ class Cluster(Client):
                 await asyncio.sleep(RETRY_PAUSE)
             else:
                 return reply
-        return reply
 
     async def everywhere(self, command: Command) -> list[Any]:
         if not any(self.slots):

@@ -1,0 +1,144 @@
+"""The catalogue's figures: import time, Redis memory per track, and search through one
+node against the same node's 25-track queue read.
+
+    python -m bench.catalogue [--tracks 100000] [--seconds 5] [--queries 20000]
+
+Starts one Redis and one REST node (tests.cluster), writes the synthetic catalogue
+(bench.catalogue_data) unless it exists, imports it with ``python -m shared.catalogue
+import --replace`` (timed), reads Redis's memory before and after, then runs wrk at 20
+connections: first ``GET /rooms/bench/queue?limit=25`` on a queue of 25, then
+``GET /catalogue/search`` over queries typed the way people type (bench/search.lua): for
+tracks picked with a skew towards popular ones (a few are searched for often, most
+rarely), each keystroke of the first words of the title or the artist, from the first
+letter on. Redis's ``commandstats`` say how many searches reached Redis (the rest the
+node answered from its cache) and what one cost Redis. Prints a markdown table and
+writes bench/out/catalogue.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+from tests.cluster import Cluster
+
+from . import catalogue_data
+from .c_load import require, wrk
+from .common import Workload, prefill
+from .stats import RedisStats
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+ROOT = HERE.parent
+
+
+def typed_queries(rows: list[tuple], count: int, seed: int = 3) -> list[str]:
+    """Queries as typed: per search, a track (popular ones more often: Zipf-like), then its
+    title's or artist's first two words, letter by letter."""
+    rng = random.Random(seed)
+    weights = [1 / (rank + 1) ** 0.8 for rank in range(len(rows))]
+    order = list(range(len(rows)))
+    rng.shuffle(order)  # popularity has nothing to do with the id
+    out: list[str] = []
+    while len(out) < count:
+        row = rows[order[rng.choices(range(len(rows)), weights=weights)[0]]]
+        text = row[1] if rng.random() < 0.7 else row[2]
+        words = text.split()[:2]
+        typed = ""
+        for i, word in enumerate(words):
+            for letter in range(1, len(word) + 1):
+                out.append((typed + word[:letter]).strip())
+            typed += word + " "
+            if i == 0 and rng.random() < 0.5:
+                break
+    return out[:count]
+
+
+def search_wrk(url: str, queries: Path, seconds: float, connections: int = 20) -> dict[str, Any]:
+    env = {**os.environ, "MQ_QUERIES": str(queries)}
+    argv = [require("wrk", "wrk"), "-t1", f"-c{connections}", f"-d{seconds:g}s",
+            "--timeout", "10s", "-s", str(HERE / "search.lua"), url]
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=seconds + 60)
+    if result.returncode != 0:
+        raise RuntimeError(f"wrk failed: {result.stderr or result.stdout}")
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    summary["ops_per_s"] = round(summary["requests"] / summary["seconds"], 1)
+    return summary
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tracks", type=int, default=100_000)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--queries", type=int, default=20_000)
+    args = parser.parse_args()
+    source = OUT / f"catalogue-{args.tracks}.csv"
+    if not source.exists():
+        catalogue_data.write(source, args.tracks)
+    rows = list(catalogue_data.tracks(args.tracks))
+    queries = typed_queries(rows, args.queries)
+    query_file = OUT / "catalogue-queries.txt"
+    query_file.write_text("".join(urllib.parse.quote(q) + "\n" for q in queries))
+    out: dict[str, Any] = {"tracks": args.tracks, "queries": len(queries),
+                           "distinct_queries": len(set(queries))}
+    with Cluster(rest=1, nginx=False, env={"LOG_LEVEL": "warning"}) as cluster:
+        stats = RedisStats(cluster.redis_port)
+        before = stats.used_memory()
+        started = time.monotonic()
+        result = subprocess.run(
+            [sys.executable, "-m", "shared.catalogue", "import", "--replace", "--json",
+             str(source)], env={**os.environ, **cluster.redis_env()}, cwd=ROOT,
+            capture_output=True, text=True, timeout=600)
+        if result.returncode != 0:
+            raise SystemExit(result.stderr)
+        out["import_s"] = round(time.monotonic() - started, 1)
+        out["import"] = json.loads(result.stdout)
+        used = stats.used_memory() - before
+        out["memory_bytes"] = used
+        out["bytes_per_track"] = round(used / args.tracks)
+        out["keys"] = {name: stats.command("MEMORY", "USAGE", key, "SAMPLES", "0")
+                       for name, key in (("records", "mq:{catalogue}:cat:records"),
+                                         ("words", "mq:{catalogue}:cat:words"),
+                                         ("titles", "mq:{catalogue}:cat:titles"))}
+        out["index_entries"] = stats.command("ZCARD", "mq:{catalogue}:cat:words")
+
+        url = cluster.rest_urls[0]
+        prefill(cluster.redis_url, "bench", Workload("queue", 25, tag="cq"), 25)
+        wrk(url, "queue", 1.0)  # warm-up
+        out["queue_read"] = wrk(url, "queue", args.seconds)
+        search_wrk(url, query_file, 1.0)  # warm-up: the node's first answers
+        calls0 = stats.commandstats().get("fcall_ro", (0, 0))
+        out["search"] = search_wrk(url, query_file, args.seconds)
+        calls1 = stats.commandstats().get("fcall_ro", (0, 0))
+        reached = calls1[0] - calls0[0]
+        out["search_reached_redis"] = reached
+        out["search_cache_share"] = round(1 - reached / max(1, out["search"]["requests"]), 3)
+        out["redis_us_per_search"] = round((calls1[1] - calls0[1]) / max(1, reached), 1)
+        stats.close()
+    search, queue = out["search"], out["queue_read"]
+    out["ratio"] = round(search["ops_per_s"] / queue["ops_per_s"], 2)
+    (OUT / "catalogue.json").write_text(json.dumps(out, indent=2) + "\n")
+    print(f"| figure | measured | target |\n| --- | --- | --- |\n"
+          f"| import of {args.tracks:,} tracks | {out['import_s']} s | <= 30 s |\n"
+          f"| Redis memory per track, with its index | {out['bytes_per_track']} bytes "
+          f"| <= 1024 bytes |\n"
+          f"| search p99 through one node, 20 clients | {search['p99_ms']} ms | <= 10 ms |\n"
+          f"| search rate / 25-track queue read rate | {out['ratio']} "
+          f"({search['ops_per_s']:,} / {queue['ops_per_s']:,} per s) | >= 0.50 |\n"
+          f"| searches answered from the node's cache | "
+          f"{out['search_cache_share']:.0%} | |\n"
+          f"| Redis time per search that reached it | {out['redis_us_per_search']} us | |")
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,224 @@
+"""The catalogue: the tracks a deployment's guests search as they type, one catalogue for
+every room, kept in Redis under the hash tag ``{catalogue}`` (``shared.keys.CATALOGUE``).
+
+A search is one read-only function call (``catalogue.lua``): it finds the entries of the
+query's rarest word in one sorted set of ``<word>\\0<id>`` members (a word prefix is one
+lexicographic range), keeps those whose other words are prefixes of the track's words too,
+and ranks them: exact title, title prefix, the rest, ties by times played. Its work is
+bounded (``SCAN`` entries at most), so a search never holds Redis for long, whatever the
+query. An import (``python -m shared.catalogue import``, ``shared.catalogue.importer``)
+writes a batch of tracks per call; ``--replace`` builds a new catalogue beside the old one
+and swaps it in with one call, so a search sees the old catalogue or the new, never a mix.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, NamedTuple
+
+from .. import functions, keys, validation
+from ..errors import InvalidField, StoreUnavailable, TrackNotFound
+from ..model import SEP
+from ..store.client import Client
+from ..validation import NewTrack
+from .text import distinct, words
+
+PUT, SEARCH, SWAP, LOCK, PLAYED = map(functions.name, (
+    "catalogue_put", "catalogue_search", "catalogue_swap", "catalogue_lock",
+    "catalogue_played"))
+SCAN = 200  # entries of one index range a search looks at, at most (see catalogue.lua)
+TOP = 50  # most played tracks a broad search considers too
+FRESH = 5.0  # seconds a node answers a search from its cache (while the version holds)
+CACHED = 4096  # searches a node keeps
+MAX_EXTRA = 20  # extra columns a track keeps
+CORE = frozenset({"id", "title", "artist", "album", "duration"})
+
+
+class Entry(NamedTuple):
+    """A checked catalogue track, ready to store."""
+
+    id: str
+    title: str
+    artist: str
+    album: str
+    duration: int
+    extra: Mapping[str, str]
+
+    def record(self) -> str:
+        """The stored form: the fields, then the normalised words of the title (in order)
+        and those of the artist and album that the title lacks, then the extra columns."""
+        title_words = words(self.title)
+        seen = set(title_words)
+        other = [w for w in distinct(self.artist, self.album) if w not in seen]
+        extra = json.dumps(dict(self.extra), ensure_ascii=False,
+                           separators=(",", ":")) if self.extra else ""
+        return SEP.join((self.title, self.artist, self.album, str(self.duration),
+                         " ".join(title_words), " ".join(other), extra))
+
+
+@dataclass(slots=True)
+class CatalogueTrack:
+    """A catalogue track as read. Decoded tracks are shared (see ``decode``): never change
+    one; ``rendered`` keeps what each front door made of it."""
+
+    id: str
+    title: str
+    artist: str
+    album: str
+    duration: int
+    plays: int
+    extra: dict[str, str]
+    rendered: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@lru_cache(maxsize=8192)
+def decode(track_id: str, record: str, plays: int = 0) -> CatalogueTrack:
+    title, artist, album, duration, _, _, extra = record.split(SEP)
+    return CatalogueTrack(track_id, title, artist, album, int(duration), plays,
+                          json.loads(extra) if extra else {})
+
+
+def entry(track_id: Any, title: Any, artist: Any, album: Any = None, duration: Any = None,
+          extra: Mapping[str, Any] | None = None) -> Entry:
+    """A catalogue track from untrusted values (an import's row): the queue's rules for id,
+    title, artist and duration, an album of at most MAX_TEXT characters (or none), and
+    extra columns whose values are text or numbers. InvalidField names what is wrong."""
+    checked_extra: dict[str, str] = {}
+    for name, value in (extra or {}).items():
+        if value is None or value == "":
+            continue
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise InvalidField(name, "must be text or a number")
+        checked_extra[name] = validation.text(name, str(value))
+    if len(checked_extra) > MAX_EXTRA:
+        raise InvalidField("extra", f"at most {MAX_EXTRA} extra columns are kept, "
+                                    f"got {len(checked_extra)}")
+    return Entry(validation.track_id(track_id), validation.text("title", title),
+                 validation.text("artist", artist), optional_text("album", album),
+                 validation.duration(duration), checked_extra)
+
+
+def optional_text(name: str, value: Any) -> str:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return ""
+    return validation.text(name, value)
+
+
+async def count_play(redis: Client, track_id: str) -> None:
+    """Count a play of ``track_id`` if it is a catalogue track (searches rank by it): a
+    step of its own after the play (the catalogue lives in another slot than the room),
+    so it can never fail or undo the play; a count lost to Redis going away is lost."""
+    k = keys.CATALOGUE
+    try:
+        await redis.fcall(PLAYED, (2, k.records, k.plays, track_id))
+    except StoreUnavailable:
+        pass
+
+
+class Found(NamedTuple):
+    tracks: list[CatalogueTrack]
+    entries: int  # index entries of the query's rarest word: more than SCAN, a broad query
+
+
+class Catalogue:
+    """The catalogue's operations, over the node's Redis connection.
+
+    Searches are cached by the node: a cached answer is used while the catalogue's version
+    (one GET) is the one it was read at and it is at most FRESH seconds old, so an import
+    shows at once and times played within FRESH seconds. People type the same few letters
+    first, and those broad searches cost Redis the most."""
+
+    def __init__(self, redis: Client, clock: Callable[[], float] = time.monotonic):
+        self._redis = redis
+        self._clock = clock
+        self._cache: OrderedDict[tuple[str, int], tuple[int, float, Found]] = OrderedDict()
+
+    async def search(self, query: str, limit: int = validation.DEFAULT_RESULTS) -> Found:
+        """Tracks whose title, artist or album has every word of ``query`` as a word prefix,
+        best first (see the module docstring): one read-only call, at most SCAN entries
+        ranked. InvalidField("q") for a query without letters or digits, or with more than
+        MAX_QUERY_WORDS words."""
+        typed = words(validation.search_query(query))
+        if not typed:
+            raise InvalidField("q", "must contain a letter or a digit")
+        if len(typed) > validation.MAX_QUERY_WORDS:
+            raise InvalidField("q", f"must have at most {validation.MAX_QUERY_WORDS} words, "
+                                    f"got {len(typed)}")
+        validation.bounded("limit", limit, 1, validation.MAX_RESULTS)
+        k = keys.CATALOGUE
+        phrase = " ".join(typed)
+        cached = self._cache.get((phrase, limit))
+        if cached is not None and self._clock() - cached[1] < FRESH \
+                and int(await self._redis.execute("GET", k.version) or 0) == cached[0]:
+            self._cache.move_to_end((phrase, limit))
+            return cached[2]
+        reply, version = await self._redis.fcall(
+            SEARCH, (4, k.records, k.words, k.titles, k.plays, limit, SCAN, TOP, phrase,
+                     *dict.fromkeys(typed)), [("GET", k.version)], read_only=True)
+        tracks = [decode(reply[i], reply[i + 1], int(reply[i + 2]))
+                  for i in range(0, len(reply) - 1, 3)]
+        found = Found(tracks, int(reply[-1]))
+        self._cache[phrase, limit] = (int(version or 0), self._clock(), found)
+        if len(self._cache) > CACHED:
+            self._cache.popitem(last=False)
+        return found
+
+    async def track(self, track_id: str) -> CatalogueTrack:
+        """One track, with its times played. TrackNotFound if it is not in the catalogue."""
+        k = keys.CATALOGUE
+        record, plays = await self._redis.transaction(
+            [("HGET", k.records, track_id), ("ZSCORE", k.plays, track_id)])
+        if record is None:
+            raise TrackNotFound(track_id, "in the catalogue")
+        return decode(track_id, record, int(float(plays or 0)))
+
+    async def new_track(self, track_id: str, duration: Any = None) -> NewTrack:
+        """What adding a catalogue track by its id queues: its title, artist and duration
+        (``duration`` instead, when given). TrackNotFound, saying how to add a track that is
+        not in the catalogue, if it is not."""
+        try:
+            found = await self.track(track_id)
+        except TrackNotFound:
+            raise TrackNotFound(track_id, "in the catalogue (to add a track that is not, "
+                                          "give its title and artist too)") from None
+        given = found.duration if duration is None else validation.duration(duration)
+        return NewTrack(found.id, found.title, found.artist, given)
+
+    # -- what the importer uses -------------------------------------------------------
+
+    async def put(self, entries: Sequence[Entry], staged: bool = False) -> tuple[int, int, int]:
+        """Add or update tracks in place, in one atomic step: (added, updated, unchanged).
+        ``staged``: into the catalogue a ``swap`` will make current."""
+        k = keys.CATALOGUE_STAGED if staged else keys.CATALOGUE
+        args = [x for e in entries for x in (e.id, e.record())]
+        added, updated, same = await self._redis.fcall(
+            PUT, (4, k.records, k.words, k.titles, k.version, *args))
+        return int(added), int(updated), int(same)
+
+    async def discard_staged(self) -> None:
+        k = keys.CATALOGUE_STAGED
+        await self._redis.execute("UNLINK", k.records, k.words, k.titles)
+
+    async def swap(self) -> int:
+        """Make the staged catalogue the catalogue, in one step; its number of tracks."""
+        k, s = keys.CATALOGUE, keys.CATALOGUE_STAGED
+        return int(await self._redis.fcall(
+            SWAP, (7, k.records, k.words, k.titles, s.records, s.words, s.titles, k.version)))
+
+    async def clear(self) -> None:
+        """Empty the catalogue (times played are kept, by id, for tracks that come back)."""
+        k = keys.CATALOGUE
+        await self._redis.transaction([("UNLINK", k.records, k.words, k.titles),
+                                       ("INCR", k.version)])
+
+    async def lock(self, token: str, ms: int) -> bool:
+        """Hold the import lock for ``ms`` more (0: let it go); False if another holds it."""
+        return bool(await self._redis.fcall(LOCK, (1, keys.CATALOGUE.lock, token, ms)))
+
+    async def size(self) -> int:
+        return int(await self._redis.execute("HLEN", keys.CATALOGUE.records))
