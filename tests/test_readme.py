@@ -46,7 +46,9 @@ class Rooms:
     def url(self, line: str, base: str) -> str:
         line = NAMED_ROOM.sub(lambda m: self.private(m.group(0)), line)
         if not USE_DEFAULT_ROOM:
-            line = re.sub(re.escape(PUBLIC) + r"/(?!rooms/)", f"{PUBLIC}/rooms/{self.default}/",
+            # (the catalogue is the deployment's, not a room's: its paths stay at the root)
+            line = re.sub(re.escape(PUBLIC) + r"/(?!rooms/|catalogue/)",
+                          f"{PUBLIC}/rooms/{self.default}/",
                           line)
         return line.replace(PUBLIC, base)
 
