@@ -205,6 +205,12 @@ local function rerank(queue, owned, owner, subject)
   return moved
 end
 
+-- A host's write, before it starts: its first reply again (a retry with its idempotency
+-- key), or its refusal (KEYS [13] tokens, ARGV [3] who asks), or nil to go on.
+local function host_step(keys, args)
+  return replay(keys, args) or host_refusal(keys[13], who(keys[13], args[3]))
+end
+
 -- A queued track's ballots go with it (played, removed or banned): its range in voted,
 -- and a guest's ballot from byvoter.
 local function drop_ballots(ballots, voted, byvoter, member)
@@ -470,10 +476,8 @@ end
 
 -- ARGV: [4] the play id that must still be current ('' for any) [5] history limit. Host.
 local function play_next(keys, args)
-  local done = replay(keys, args)
-  if done then return done end
-  local refused = host_refusal(keys[13], who(keys[13], args[3]))
-  if refused then return refused end
+  local early = host_step(keys, args)
+  if early then return early end
   local s, now = settings_of(keys[12]), now_ms()
   if args[4] ~= '' and (redis.call('HGET', keys[7], 'play_id') or '') ~= args[4] then
     local entry, times = clock(keys[7], keys[11], s, now)
@@ -540,10 +544,8 @@ end
 
 -- Host: stop the clock. Pausing a paused play changes nothing.
 local function pause(keys, args)
-  local done = replay(keys, args)
-  if done then return done end
-  local refused = host_refusal(keys[13], who(keys[13], args[3]))
-  if refused then return refused end
+  local early = host_step(keys, args)
+  if early then return early end
   local s, now = settings_of(keys[12]), now_ms()
   local p = redis.call('HMGET', keys[7], 'resumed', 'elapsed', 'paused')
   if not p[1] then return remember(keys, args, {'not_playing'}) end
@@ -560,10 +562,8 @@ end
 
 -- Host: restart the clock where it stopped. Resuming a running play changes nothing.
 local function resume(keys, args)
-  local done = replay(keys, args)
-  if done then return done end
-  local refused = host_refusal(keys[13], who(keys[13], args[3]))
-  if refused then return refused end
+  local early = host_step(keys, args)
+  if early then return early end
   local s, now = settings_of(keys[12]), now_ms()
   local paused = redis.call('HGET', keys[7], 'paused')
   if not paused then return remember(keys, args, {'not_playing'}) end
@@ -600,10 +600,8 @@ end
 -- with every setting as name=value pairs joined with US. A change of order re-ranks the
 -- whole queue in this one step.
 local function configure(keys, args)
-  local done = replay(keys, args)
-  if done then return done end
-  local refused = host_refusal(keys[13], who(keys[13], args[3]))
-  if refused then return refused end
+  local early = host_step(keys, args)
+  if early then return early end
   local before = redis.call('HGET', keys[12], 'order') or 'votes'
   if #args > 3 then redis.call('HSET', keys[12], unpack(args, 4)) end
   local s, now = settings_of(keys[12]), now_ms()
@@ -618,10 +616,8 @@ end
 
 -- Host: empty the queue, now playing and history.
 local function clear(keys, args)
-  local done = replay(keys, args)
-  if done then return done end
-  local refused = host_refusal(keys[13], who(keys[13], args[3]))
-  if refused then return refused end
+  local early = host_step(keys, args)
+  if early then return early end
   redis.call('UNLINK', keys[1], keys[2], keys[5], keys[6], keys[7], keys[8], keys[9], keys[11],
              keys[14], keys[15])
   return finish(keys, args, 'clear', {})
@@ -631,10 +627,8 @@ end
 -- their queued tracks go (with every ballot on them), and so do their ballots on the
 -- queued tracks of others and their skip vote; the event ends their streams.
 local function ban(keys, args)
-  local done = replay(keys, args)
-  if done then return done end
-  local refused = host_refusal(keys[13], who(keys[13], args[3]))
-  if refused then return refused end
+  local early = host_step(keys, args)
+  if early then return early end
   local id = args[4]
   local known = redis.call('HGET', keys[13], '!guest:' .. id)
   if not known then return remember(keys, args, {'no_guest'}) end
@@ -679,10 +673,8 @@ end
 
 -- Host: lift a ban. ARGV: [4] guest id.
 local function unban(keys, args)
-  local done = replay(keys, args)
-  if done then return done end
-  local refused = host_refusal(keys[13], who(keys[13], args[3]))
-  if refused then return refused end
+  local early = host_step(keys, args)
+  if early then return early end
   local id = args[4]
   local known = redis.call('HGET', keys[13], '!guest:' .. id)
   if not known then return remember(keys, args, {'no_guest'}) end
