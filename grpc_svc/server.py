@@ -78,7 +78,7 @@ class Node:
         self.stats = NodeStats()
         self.redis = store.connect(settings, self.stats.store)
         queue = Queue(self.redis, settings)
-        self.live = Live(self.redis, queue.placed_snapshot, self.stats.live)
+        self.live = queue.live = Live(self.redis, queue.placed_snapshot, self.stats.live)
         playback = Playback(queue, self.redis, settings)
         self.schedule = Schedule(playback, settings.node_id, on_advance=self.stats.advanced)
         self.server = grpc.aio.server(options=OPTIONS)

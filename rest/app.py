@@ -39,7 +39,7 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         redis = store.connect(settings, stats.store)
         queue = Queue(redis, settings)
-        live = Live(redis, queue.placed_snapshot, stats.live)
+        live = queue.live = Live(redis, queue.placed_snapshot, stats.live)
         playback = Playback(queue, redis, settings)
         schedule = Schedule(playback, settings.node_id, on_advance=stats.advanced)
         drain.callbacks.append(live.end_all)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import collections
 import contextlib
 import dataclasses
 import logging
@@ -40,6 +41,10 @@ from .store.client import Client
 log = logging.getLogger("events")
 
 MAX_PENDING = 256  # events a listener may fall behind before it gets a fresh snapshot
+FOLLOW_FOR = 30.0  # seconds a room read or written through this node stays followed
+MAX_FOLLOWED = 1024  # rooms a node follows at most (beyond: they are read from Redis)
+CATCH_UP = 0.05  # seconds a write waits for the changes before its own to reach the view
+RECENT = 64  # heads a followed room keeps by version: what a write that was overtaken gets
 RETRY_SNAPSHOT = 0.5  # seconds between snapshot attempts while Redis is unreachable
 RESYNC = "resync"
 END = "end"  # the node is stopping: finish the stream
@@ -165,6 +170,19 @@ class Feed:
         self.view: View | None = None
         self.waiting: list[Reply] = []
         self.reading: asyncio.Task[View] | None = None
+        self.until = 0.0  # followed until then (monotonic) for reads and writes, listeners or not
+        self.advanced = asyncio.Event()  # set (and replaced) each time the view moves on
+        self.recent: collections.OrderedDict[int, list[Track]] = collections.OrderedDict()
+
+    def moved_on(self) -> None:
+        """The view is at a new version: keep its head by version, wake who waits."""
+        view = self.view
+        if view is not None:
+            self.recent[view.version] = view.head()
+            if len(self.recent) > RECENT:
+                self.recent.popitem(last=False)
+        self.advanced.set()
+        self.advanced = asyncio.Event()
 
 
 Read = Callable[[str], Awaitable[tuple[Snapshot, list[Placed]]]]
@@ -180,6 +198,7 @@ class Live:
         self.stats = stats or LiveStats()
         self._feeds: dict[str, Feed] = {}
         self._subscriber = store.subscriber(redis, self._message, self._restored)
+        self._sweeper: asyncio.Task[None] | None = None
 
     async def listen(self, room: str, guest: str | None = None) -> tuple[Listener, Snapshot]:
         feed = self._feeds.get(room)
@@ -200,11 +219,88 @@ class Live:
         if feed is None:
             return
         feed.listeners.discard(listener)
-        if not feed.listeners:
-            del self._feeds[listener.room]
-            self._subscriber.unsubscribe(keys.events_channel(listener.room))
-            if feed.reading is not None:
-                feed.reading.cancel()
+        if not feed.listeners and feed.until <= time.monotonic():
+            self._drop(feed)
+
+    def _drop(self, feed: Feed) -> None:
+        if self._feeds.get(feed.room) is not feed:
+            return
+        del self._feeds[feed.room]
+        self._subscriber.unsubscribe(keys.events_channel(feed.room))
+        if feed.reading is not None:
+            feed.reading.cancel()
+        feed.moved_on()  # a write waiting for this view stops waiting
+
+    # -- the head of a room read or written through this node ------------------------------
+
+    def view(self, room: str) -> View | None:
+        """This node's view of the room if it has one, to answer a read or a write's head
+        from; either way the room stays followed FOLLOW_FOR seconds more (from now: its
+        view is read in the background), MAX_FOLLOWED rooms at most. A view is the room
+        at ``view.version``: whoever answers from it checks that version first."""
+        feed = self._feeds.get(room)
+        if feed is None:
+            if len(self._feeds) >= MAX_FOLLOWED:
+                return None
+            feed = self._feeds[room] = Feed(room)
+            feed.until = time.monotonic() + FOLLOW_FOR
+            asyncio.ensure_future(self._start(feed))
+            if self._sweeper is None:
+                self._sweeper = asyncio.ensure_future(self._sweep())
+            return None
+        feed.until = time.monotonic() + FOLLOW_FOR
+        return feed.view
+
+    async def _start(self, feed: Feed) -> None:
+        with contextlib.suppress(StoreUnavailable, asyncio.CancelledError):
+            if await self._subscriber.subscribe(keys.events_channel(feed.room)):
+                await self.current(feed)
+            # else: once Redis is back, the subscription is made and the view read
+            # (_restored)
+
+    async def _sweep(self) -> None:
+        """Stop following the rooms nobody listens to, read or wrote for FOLLOW_FOR s."""
+        while True:
+            await asyncio.sleep(FOLLOW_FOR / 3)
+            now = time.monotonic()
+            for feed in [f for f in self._feeds.values() if not f.listeners and f.until <= now]:
+                self._drop(feed)
+
+    async def head_after(self, room: str, reply: Reply, head: int) -> list[Track] | None:
+        """The first ``head`` tracks after this node's own change ``reply``, from its view
+        of the room: the view is brought to the version before the change (the changes
+        other nodes made meanwhile are on their way: CATCH_UP seconds at most), then the
+        change applied to it and handed to the room's listeners as its event (the copy
+        the subscription brings later is then known). A view that is past the change
+        already (the subscription was quicker, or other changes overtook this reply)
+        answers from the heads it kept by version. None when the view cannot tell: there
+        is none, or the change moved other tracks."""
+        feed = self._feeds.get(room)
+        version = reply.change.version
+        if feed is None:
+            return None
+        deadline = time.monotonic() + CATCH_UP
+        while (view := feed.view) is None or view.version < version - 1:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self._feeds.get(room) is not feed:
+                return None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(feed.advanced.wait(), remaining)
+        if view.version == version - 1:
+            if not view.apply(reply):
+                self._resync(feed)
+                return None
+            self._applied(feed, reply)
+        kept = feed.recent.get(version)
+        return None if kept is None else kept[:head]
+
+    @staticmethod
+    def _applied(feed: Feed, reply: Reply) -> None:
+        """A change the view took: its event to every listener of the room."""
+        feed.moved_on()
+        event = Event(feed.room, reply.change)
+        for listener in feed.listeners:
+            listener.push(event)
 
     @contextlib.asynccontextmanager
     async def listening(self, room: str, guest: str | None = None
@@ -241,6 +337,7 @@ class Live:
                    if reply.change.version > view.version):
                 feed.waiting = []
                 feed.view = view
+                feed.moved_on()
                 return view
 
     @staticmethod
@@ -254,6 +351,8 @@ class Live:
                 listener.queue.put_nowait(END)
 
     async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         for feed in self._feeds.values():
             if feed.reading is not None:
                 feed.reading.cancel()
@@ -276,9 +375,7 @@ class Live:
         elif reply.change.version <= view.version:
             return  # seen already
         elif self._advance(view, reply):
-            event = Event(feed.room, reply.change)
-            for listener in feed.listeners:
-                listener.push(event)
+            self._applied(feed, reply)
         else:
             log.info("events: room %s is out of step; reading it again", feed.room)
             self._resync(feed)

@@ -6,17 +6,23 @@ callers on any number of nodes can neither lose nor duplicate a track or a vote.
 O(log n) in the queue length n, plus the head it returns; reading a page costs
 O(log n + page).
 
-The head of the queue that a write returns is read right after its function in the same
-MULTI/EXEC by a native ``ZRANGE ... WITHSCORES``: converting 25 tracks into and out of Lua
-cost Redis four times as much. That read returns queue members (add sequence number + id)
-and scores; a member's record (title, artist, duration, added_at) never changes while it is
-queued, so a ``Queue`` keeps the records it has seen and asks Redis only for new ones (one
-HMGET).
+The head of the queue that a write returns comes from the node's view of the room when it
+has one (``shared.live``: a room read or written through a node is followed for a while,
+and its head kept by applying each change): the function's reply is the change itself, so
+the node applies it to its view and Redis reads no head at all. Without a view (the
+room's first requests on this node, an order that re-ranks, a head longer than the
+view's), the head is read right after the function in the same MULTI/EXEC by a native
+``ZRANGE ... WITHSCORES``: converting 25 tracks into and out of Lua cost Redis four times
+as much. That read returns queue members (add sequence number + id) and scores; a member's
+record (title, artist, duration, added_at) never changes while it is queued, so a
+``Queue`` keeps the records it has seen and asks Redis only for new ones (one HMGET).
+A first page is answered from the view too, after one ``GET`` of the room's version.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from typing import TYPE_CHECKING, Any
 
 from . import auth, functions, keys, validation
 from .catalogue import count_play
@@ -37,6 +43,9 @@ from .replies import RS, Placed, Reply, parse, placed, refusal, settings_of
 from .store.client import Client
 from .validation import NewTrack
 
+if TYPE_CHECKING:
+    from .live import Live
+
 RECORDS = 16_384  # records of queued tracks a Queue keeps: a few hundred rooms' heads
 
 
@@ -47,6 +56,9 @@ class Queue:
         self._redis = redis
         self._settings = settings
         self._records: dict[tuple[str, str], str] = {}  # (room, member) -> record
+        # the node's live rooms: reads and writes' heads come from its view of a room
+        # when it has one (set by the node once both exist; see ``_from_view``)
+        self.live: Live | None = None
 
     # -- writes ---------------------------------------------------------------------
 
@@ -124,6 +136,24 @@ class Queue:
             reply = self._success(fields, track_id)
             await self._schedule(room, reply)
             return reply.change
+        live = self.live
+        view = live.view(room) if live is not None and head <= functions.EVENT_HEAD else None
+        if live is not None and view is not None and view.settings.get("order") != "fair":
+            # the head from the node's view of the room: the function alone, no ZRANGE
+            fields = await self._redis.fcall(function, args)
+            reply = self._success(fields, track_id)
+            # a length of '': nobody listened when it ran (the view was just being dropped)
+            tracks = await live.head_after(room, reply, head) if fields[3] != "" else None
+            await self._schedule(room, reply)
+            if tracks is not None:
+                # the change itself went to the room's listeners as it is: a copy for the caller
+                return dataclasses.replace(reply.change, head=tracks)
+            # the view could not tell (rare: see Live.head_after): the head read right after
+            length, pairs = await self._redis.transaction(
+                [("ZCARD", room_keys.queue), ("ZRANGE", room_keys.queue, 0, head - 1,
+                                               "WITHSCORES")])
+            return dataclasses.replace(reply.change, length=length,
+                                       head=await self._tracks(room, pairs))
         # the head and the length, read natively after the function, in the same step
         fields, length, pairs = await self._redis.fcall(
             function, args, [("ZCARD", room_keys.queue),
@@ -194,12 +224,35 @@ class Queue:
     async def page(self, room: str, offset: int = 0, limit: int | None = None) -> Page:
         """Tracks in play order from ``offset``, ``limit`` of them (all when None), with the
         room version and queue length: one consistent snapshot."""
+        if offset == 0 and self.live is not None:
+            page = await self._from_view(self.live, room, limit)
+            if page is not None:
+                return page
         k = keys.room_keys(room)
         stop = -1 if limit is None else offset + limit - 1
         version, length, pairs = await self._redis.transaction(
             [("GET", k.version), ("ZCARD", k.queue),
              ("ZRANGE", k.queue, offset, stop, "WITHSCORES")])
         return Page(int(version or 0), length, await self._tracks(room, pairs))
+
+    async def _from_view(self, live: Live, room: str, limit: int | None) -> Page | None:
+        """The first page from the node's view of the room, if it has one that holds the
+        page and is at least at the room's version now (one GET): the view is then the
+        room as it was at some instant of this read, never older than a write any node
+        acknowledged before it. None to read Redis."""
+        def fits(view: Any) -> bool:
+            return view is not None and (
+                view.length <= functions.EVENT_HEAD
+                or limit is not None and limit <= functions.EVENT_HEAD)
+
+        if not fits(live.view(room)):
+            return None
+        version = await self.version(room)
+        view = live.view(room)  # (the view may have moved on, or been read again, meanwhile)
+        if view is None or view.version < version or not fits(view):
+            return None
+        tracks = view.head()
+        return Page(view.version, view.length, tracks if limit is None else tracks[:limit])
 
     async def placed_snapshot(self, room: str, head: int = functions.EVENT_HEAD
                               ) -> tuple[Snapshot, list[Placed]]:
