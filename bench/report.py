@@ -18,12 +18,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import hiredis
 
 from proto import queue_pb2 as pb
 from tests.cluster import Cluster, Process, _port_open, _wait, free_port
@@ -183,6 +187,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         report["calibration"] = calibrate(cluster.redis_port)
         for name, us in report["calibration"].items():
             print(f"  {name:<44} {us:6.2f} us", flush=True)
+        print("The node's own commands, Redis busy (redis-benchmark)", flush=True)
+        report["saturated"] = saturated(cluster.redis_port)
+        for name, us in report["saturated"].items():
+            print(f"  {name:<44} {us:6.2f} us", flush=True)
 
         print("A fresh node's memory under a minute of mixed load", flush=True)
         pid = cluster.rest[0].pid
@@ -256,6 +264,60 @@ def calibrate(port: int) -> dict[str, float]:
     return out
 
 
+def node_commands(room: str) -> dict[str, list[str]]:
+    """The commands a node sends Redis for each operation once it follows the room (the
+    head from its view, shared/live.py), as redis-benchmark arguments (``__rand_int__``
+    picks the track)."""
+    from shared import auth, functions, keys
+
+    k = keys.room_keys(room)
+
+    def write(function: str, *request: str) -> list[str]:
+        extra = keys.some(room, functions.EXTRA_KEYS[function])
+        return ["FCALL", function, str(4 + len(extra)), k.queue, k.tracks, k.version,
+                keys.idempotency_key(room, ""), *extra, "", keys.events_channel(room),
+                auth.actor(None, None), *request]
+
+    return {"vote (one anonymous upvote)": write(functions.VOTE, "t__rand_int__", "1", ""),
+            "add (a new track)": write(functions.ADD, "n__rand_int__", "T" * 20, "A" * 20,
+                                       "180", "10000000"),
+            "queue read of 25 (from the view: the version)": ["GET", k.version]}
+
+
+def saturated(port: int) -> dict[str, float]:
+    """Redis CPU per operation when Redis is busy: the node's own commands (with one
+    subscriber on the room's channel, as a following node is) from redis-benchmark, 20
+    connections, 16 pipelined. With one node, Redis idles between the node's small
+    batches and each wake-up costs it more than the batch; this is the cost per operation
+    that many nodes together see, what bounds how many one Redis carries."""
+    stats = RedisStats(port)
+    room = "sat"
+    commands = node_commands(room)
+    for i in range(30):  # the tracks the votes pick from: t000000000000 ... t000000000029
+        argv = commands["add (a new track)"][:]
+        argv[argv.index("n__rand_int__")] = f"t{i:012d}"
+        stats.command(*argv)
+    from shared import keys
+
+    listener = socket.create_connection(("127.0.0.1", port))
+    listener.sendall(hiredis.pack_command(("SSUBSCRIBE", keys.events_channel(room))))
+    reading = threading.Thread(target=lambda: all(iter(lambda: listener.recv(1 << 20), b"")),
+                               daemon=True)
+    reading.start()
+    out = {}
+    for name, argv in commands.items():
+        calls = 50_000 if name.startswith("add") else 100_000
+        before = stats.cpu()
+        subprocess.run(["redis-benchmark", "-p", str(port), "-n", str(calls), "-c", "20",
+                        "-P", "16", "-r", "30" if name.startswith("vote") else "100000000",
+                        "-q", *argv], capture_output=True, timeout=300, check=True)
+        out[name] = round((stats.cpu() - before) * 1e6 / calls, 2)
+    listener.close()
+    stats.flushall()
+    stats.close()
+    return out
+
+
 def rss_mib(pid: int) -> float:
     with open(f"/proc/{pid}/status") as status:
         for line in status:
@@ -298,6 +360,10 @@ def targets(report: dict[str, Any]) -> list[tuple[str, str, str]]:
                     verdict(us <= 15)))
     us = best(rows, "rest", "ours", "queue")["redis_us"]
     out.append(("Redis CPU per 25-track queue read <= 8 us", f"{us:.1f} us", verdict(us <= 8)))
+    for name, us in report.get("saturated", {}).items():
+        limit = 8 if name.startswith("queue") else 15
+        out.append((f"... with Redis busy: {name} <= {limit} us", f"{us:.1f} us",
+                    verdict(us <= limit)))
     for kind, op, share in (("rest", "add", 0.5), ("rest", "vote", 0.5),
                             ("rest", "play_next", 0.5), ("rest", "queue", 0.6),
                             ("grpc", "VoteTrack", 0.7), ("grpc", "GetQueue", 0.8)):
@@ -401,6 +467,20 @@ def markdown(report: dict[str, Any]) -> str:
         row = best(rows, "rest", "ours", op)
         lines.append(f"| {op} | {row['redis_us']:.1f} us | {row['ops_per_s']:,.0f} ops/s | "
                      f"{n:.1f} |")
+    busy = report.get("saturated", {})
+    if busy:
+        lines += ["", "With Redis busy (the node's own commands from redis-benchmark, 20 "
+                  "connections, 16 pipelined, one subscriber on the room's channel as a "
+                  "following node is): the cost per operation many nodes together see. "
+                  "With one node, Redis idles between the node's small batches, and each "
+                  "wake-up costs it more than the batch.", "",
+                  "| operation | Redis CPU per op, busy | one node serves | nodes per Redis "
+                  "core |", "| --- | ---: | ---: | ---: |"]
+        for name, us in busy.items():
+            op = "queue" if name.startswith("queue") else name.split()[0]
+            served = best(rows, "rest", "ours", op)["ops_per_s"]
+            lines.append(f"| {name} | {us:.1f} us | {served:,.0f} ops/s | "
+                         f"{1e6 / us / served:.1f} |")
     calibration = report.get("calibration", {})
     if calibration:
         lines += ["", "## What single commands cost this Redis", "",

@@ -22,7 +22,9 @@
 -- ARGV: [1] the idempotency fingerprint ('' for none), [2] the room's events channel,
 -- [3] who asks (see who()), then the operation's own.
 --
--- A success replies {'ok', kind, version, length, due, moved, <payload>, <edge>}. <payload> is
+-- A success replies {'ok', kind, version, length, due, moved, <payload>, <edge>}, its fields
+-- joined with RS when it comes from finish() (as it is published: one string costs Redis
+-- less to reply than a dozen, and the client splits it). <payload> is
 -- the id, score and record of the queued track an add, vote or remove was about; the now
 -- playing entry and its clock for a play, pause, resume or skip; the settings for a
 -- change of them; nothing for a clear. <due> is when the room's playback should move on
@@ -75,15 +77,15 @@ end
 
 -- Every change ends here: a new version and, for the room's live listeners if it has any,
 -- the length, the edge of the head and the event; then the reply.
-local function finish(keys, args, kind, payload, due, moved)
+local function finish(keys, args, kind, payload, due, moved, length)  -- (length if known)
   local out = {'ok', kind, redis.call('INCR', keys[3]), '', due or '', moved and '1' or ''}
   for i = 1, #payload do out[6 + i] = payload[i] end
   local n = #out
   if redis.call('PUBSUB', 'SHARDNUMSUB', args[2])[2] == 0 then
     out[n + 1], out[n + 2], out[n + 3] = '', '', ''
-    return remember(keys, args, out)
+    return remember(keys, args, table.concat(out, RS))
   end
-  out[4] = redis.call('ZCARD', keys[1])
+  out[4] = length or redis.call('ZCARD', keys[1])
   local edge = redis.call('ZRANGE', keys[1], EDGE, EDGE, 'WITHSCORES')
   if edge[1] then
     out[n + 1], out[n + 2] = edge[1], edge[2]
@@ -91,8 +93,9 @@ local function finish(keys, args, kind, payload, due, moved)
   else
     out[n + 1], out[n + 2], out[n + 3] = '', '', ''
   end
-  redis.call('SPUBLISH', args[2], table.concat(out, RS))
-  return remember(keys, args, out)
+  local event = table.concat(out, RS)
+  redis.call('SPUBLISH', args[2], event)
+  return remember(keys, args, event)
 end
 
 -- The n-th field of a record or entry.
@@ -364,7 +367,8 @@ local function add(keys, args)
     if host_refusal(keys[9], a) then return {'locked'} end
     hosting = true  -- (a room never created, on a server without ADMIN_TOKEN)
   end
-  if redis.call('ZCARD', keys[1]) >= tonumber(args[8]) then
+  local length = redis.call('ZCARD', keys[1])
+  if length >= tonumber(args[8]) then
     return remember(keys, args, {'full'})
   end
   local owner = a.role == 'guest' and a.id or ''
@@ -400,7 +404,7 @@ local function add(keys, args)
     moved = rerank(keys[1], keys[10], owner, member)
     score = redis.call('ZSCORE', keys[1], member)
   end
-  return finish(keys, args, 'add', {id, score, record}, due, moved)
+  return finish(keys, args, 'add', {id, score, record}, due, moved, length + 1)
 end
 
 -- KEYS [5] ballots [6] voted [7] tokens [8] owned [9] byvoter [10] settings.

@@ -84,7 +84,7 @@ class HeadsFromViews(unittest.TestCase):
                     with lock:
                         replies.append((reply.version,
                                         [(t.id, t.votes) for t in reply.queue]))
-            except BaseException as exc:  # noqa: BLE001 - reported below
+            except BaseException as exc:
                 failures.append(exc)
             finally:
                 channel.close()

@@ -25,6 +25,8 @@ from .address import Address
 from .pipe import Command, Connection
 
 ReplyError = hiredis.ReplyError
+RS = "\x1e"
+JOINED = "ok" + RS  # a function's success as one string: its fields joined with RS
 # Error replies that mean "Redis cannot serve right now", not "this command is wrong".
 TRANSIENT = ("LOADING", "BUSY", "OOM", "MISCONF", "READONLY", "MASTERDOWN", "TRYAGAIN",
              "CLUSTERDOWN", "NOREPLICAS", "MOVED", "ASK")
@@ -120,6 +122,9 @@ class Client(ABC):
                 continue
             if type(first) is ReplyError:
                 raise self._failed(error(first))
+            if type(first) is str and first.startswith(JOINED):  # a change, as published
+                first = first.split(RS)
+                return [first, *reply[1:]] if more else first
             return reply
         raise AssertionError("unreachable")
 
