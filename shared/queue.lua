@@ -15,7 +15,8 @@
 -- numbers); ballots (hash: <seq><voter> -> 1 or -1) and voted (zset, all scores 0,
 -- <seq><voter>: one track's ballots are one range); byvoter (zset, scores 0, <voter> NUL
 -- <seq><id>: a guest's ballots, for a ban); owned (zset, scores 0, <owner> NUL <seq><id>:
--- each owner's queued tracks, '' for those added without a guest token); playing (hash:
+-- each owner's queued tracks; owner '' for those added without a guest token, kept only
+-- while the order is "fair", the one thing that needs them); playing (hash:
 -- the now-playing entry and its clock), history (list, newest first), played (hash: id ->
 -- its newest history entry), plays (counter: play ids), skips (set: the current play's
 -- skip voters), settings (hash), tokens (hash: SHA-256 of a token -> its role; see who()).
@@ -398,7 +399,7 @@ local function add(keys, args)
   end
   local member = seq .. id
   redis.call('ZADD', keys[1], 0, member)
-  redis.call('ZADD', keys[10], 0, owner .. '\0' .. member)
+  if owner ~= '' or v[6] == 'fair' then redis.call('ZADD', keys[10], 0, owner .. '\0' .. member) end
   local score, moved = '0', false
   if v[6] == 'fair' then
     moved = rerank(keys[1], keys[10], owner, member)
@@ -587,8 +588,24 @@ local function rescore_by_votes(queue)
   for i = 1, #all, 2 do redis.call('ZADD', queue, -votes_of(all[i + 1]), all[i]) end
 end
 
--- Order "fair": every owner's tracks ranked into rounds.
-local function rescore_fair(queue, owned)
+-- Order "fair": every owner's tracks ranked into rounds, those added without a guest token
+-- (owner '') entered in owned first (they are kept there only while the order is fair).
+local function rescore_fair(queue, tracks, owned)
+  local members = redis.call('ZRANGE', queue, 0, -1)
+  for first = 1, #members, 1000 do
+    local last = math.min(first + 999, #members)
+    local ids, anonymous = {}, {}
+    for i = first, last do ids[#ids + 1] = string.sub(members[i], ID_AT) end
+    local records = redis.call('HMGET', tracks, unpack(ids))
+    for i = first, last do
+      local record = records[i - first + 1]
+      if record and select(2, parts(record)) == '' then
+        anonymous[#anonymous + 1] = 0
+        anonymous[#anonymous + 1] = '\0' .. members[i]
+      end
+    end
+    if #anonymous > 0 then redis.call('ZADD', owned, unpack(anonymous)) end
+  end
   local all = redis.call('ZRANGE', owned, 0, -1)
   local seen = {}
   for _, m in ipairs(all) do
@@ -611,7 +628,12 @@ local function configure(keys, args)
   local s, now = settings_of(keys[12]), now_ms()
   local after = s.fair and 'fair' or 'votes'
   if after ~= before then
-    if s.fair then rescore_fair(keys[1], keys[14]) else rescore_by_votes(keys[1]) end
+    if s.fair then
+      rescore_fair(keys[1], keys[2], keys[14])
+    else
+      rescore_by_votes(keys[1])
+      redis.call('ZREMRANGEBYLEX', keys[14], '[\0', '[\0\255')  -- owner '': fair order's only
+    end
   end
   local _, _, due = clock(keys[7], keys[11], s, now)
   if s.autoplay and not running(keys[7], now) then due = now end

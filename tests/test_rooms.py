@@ -354,6 +354,20 @@ class RoomsTest(unittest.TestCase):
             self.assertEqual(room.post("add_track", track(track_id), token).status, 200)
         self.assertEqual(room.queue(), ["a1", "n1", "a2", "n2"])
 
+    def test_tracks_added_without_a_token_before_fair_order_count_as_one_guest_then(self):
+        room = Room(self.http)
+        _, ann = room.join("Ann")
+        for track_id, token in (("n1", None), ("n2", None), ("a1", ann), ("a2", ann)):
+            self.assertEqual(room.post("add_track", track(track_id), token).status, 200)
+        self.assertEqual(room.queue(), ["n1", "n2", "a1", "a2"])
+        room.settings(order="fair")
+        self.assertEqual(room.queue(), ["n1", "a1", "n2", "a2"])
+        room.settings(order="votes")
+        self.assertEqual(room.queue(), ["n1", "n2", "a1", "a2"])
+        room.settings(order="fair")
+        self.assertEqual(room.post("add_track", track("n3")).status, 200)
+        self.assertEqual(room.queue(), ["n1", "a1", "n2", "a2", "n3"])
+
     def call_ok(self, method: str, room: Room, what: str, token: str) -> dict:
         reply = room.call(method, what, token=token)
         self.assertEqual(reply.status, 200, reply)
