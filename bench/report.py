@@ -457,9 +457,10 @@ def markdown(report: dict[str, Any]) -> str:
                          f"{mine['p99_ms']:.2f} | {mine['redis_us']:.1f} | {inside} |")
     carry = nodes_per_core(rows)
     lines += ["", "`inside Redis` is `INFO commandstats`: the time of each command per "
-              "operation (a write is `multi`, `fcall` and the head's `zrange` in one "
-              "`exec`); `Redis CPU` is `INFO cpu` (user + system) per operation, network I/O "
-              "included.", "",
+              "operation (a write the node answers from its view of the room is one `fcall`, "
+              "whose `zrange` is the head's edge; without a view, `multi`, `fcall` and the "
+              "head's `zrange` in one `exec`); `Redis CPU` is `INFO cpu` (user + system) "
+              "per operation, network I/O included.", "",
               "## How many nodes one Redis core carries", "",
               "| workload | Redis CPU per op | one node serves | nodes per Redis core |",
               "| --- | ---: | ---: | ---: |"]

@@ -295,7 +295,7 @@ local function advance(keys, limit, s, now)
     redis.call('HDEL', keys[2], id)
     drop_ballots(keys[5], keys[6], keys[15], member)
     local fields, owner, name = parts(record)
-    redis.call('ZREM', keys[14], owner .. '\0' .. member)
+    if owner ~= '' or s.fair then redis.call('ZREM', keys[14], owner .. '\0' .. member) end
     if s.fair and rerank(keys[1], keys[14], owner) then s.moved = true end
     entry = id .. US .. fields .. US .. string.format('%d', votes_of(popped[2])) .. US .. now
     flags = ''
@@ -430,9 +430,9 @@ local function remove(keys, args)
   redis.call('HDEL', keys[2], id)
   drop_ballots(keys[5], keys[6], keys[9], member)
   local _, owner = parts(record)
-  redis.call('ZREM', keys[8], owner .. '\0' .. member)
-  local moved = redis.call('HGET', keys[10], 'order') == 'fair'
-    and rerank(keys[1], keys[8], owner)
+  local fair = redis.call('HGET', keys[10], 'order') == 'fair'
+  if owner ~= '' or fair then redis.call('ZREM', keys[8], owner .. '\0' .. member) end
+  local moved = fair and rerank(keys[1], keys[8], owner)
   return finish(keys, args, 'remove', {id, score, record}, nil, moved)
 end
 
@@ -591,6 +591,7 @@ end
 -- Order "fair": every owner's tracks ranked into rounds, those added without a guest token
 -- (owner '') entered in owned first (they are kept there only while the order is fair).
 local function rescore_fair(queue, tracks, owned)
+  redis.call('ZREMRANGEBYLEX', owned, '[\0', '[\0\255')  -- (any left by an older release)
   local members = redis.call('ZRANGE', queue, 0, -1)
   for first = 1, #members, 1000 do
     local last = math.min(first + 999, #members)
