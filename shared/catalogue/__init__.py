@@ -37,6 +37,7 @@ FRESH = 5.0  # seconds a node answers a search from its cache (while the version
 CACHED = 4096  # searches a node keeps
 MAX_EXTRA = 20  # extra columns a track keeps
 CORE = frozenset({"id", "title", "artist", "album", "duration"})
+WORD = "\x1d"  # before each word of a record: in no text (control characters) nor JSON
 
 
 class Entry(NamedTuple):
@@ -58,7 +59,8 @@ class Entry(NamedTuple):
         extra = json.dumps(dict(self.extra), ensure_ascii=False,
                            separators=(",", ":")) if self.extra else ""
         return SEP.join((self.title, self.artist, self.album, str(self.duration),
-                         " ".join(title_words), " ".join(other), extra))
+                         "".join(WORD + w for w in title_words),
+                         "".join(WORD + w for w in other), extra))
 
 
 @dataclass(slots=True)
@@ -158,7 +160,7 @@ class Catalogue:
             self._cache.move_to_end((phrase, limit))
             return cached[2]
         reply, version = await self._redis.fcall(
-            SEARCH, (4, k.records, k.words, k.titles, k.plays, limit, SCAN, TOP, phrase,
+            SEARCH, (6, *k.index, k.plays, limit, SCAN, TOP, phrase,
                      *dict.fromkeys(typed)), [("GET", k.version)], read_only=True)
         tracks = [decode(reply[i], reply[i + 1], int(reply[i + 2]))
                   for i in range(0, len(reply) - 1, 3)]
@@ -197,23 +199,23 @@ class Catalogue:
         k = keys.CATALOGUE_STAGED if staged else keys.CATALOGUE
         args = [x for e in entries for x in (e.id, e.record())]
         added, updated, same = await self._redis.fcall(
-            PUT, (4, k.records, k.words, k.titles, k.version, *args))
+            PUT, (6, *k.index, k.version, *args))
         return int(added), int(updated), int(same)
 
     async def discard_staged(self) -> None:
         k = keys.CATALOGUE_STAGED
-        await self._redis.execute("UNLINK", k.records, k.words, k.titles)
+        await self._redis.execute("UNLINK", *k.index)
 
     async def swap(self) -> int:
         """Make the staged catalogue the catalogue, in one step; its number of tracks."""
         k, s = keys.CATALOGUE, keys.CATALOGUE_STAGED
         return int(await self._redis.fcall(
-            SWAP, (7, k.records, k.words, k.titles, s.records, s.words, s.titles, k.version)))
+            SWAP, (11, *k.index, *s.index, k.version)))
 
     async def clear(self) -> None:
         """Empty the catalogue (times played are kept, by id, for tracks that come back)."""
         k = keys.CATALOGUE
-        await self._redis.transaction([("UNLINK", k.records, k.words, k.titles),
+        await self._redis.transaction([("UNLINK", *k.index),
                                        ("INCR", k.version)])
 
     async def lock(self, token: str, ms: int) -> bool:
