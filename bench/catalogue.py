@@ -108,7 +108,7 @@ def main() -> int:
         k = keys.CATALOGUE
         out["keys"] = {name: stats.command("MEMORY", "USAGE", key, "SAMPLES", "0")
                        for name, key in zip(("records", "terms", "postings", "prefixes",
-                                             "titles"), k.index, strict=True)}
+                                             "titles"), k.index_keys, strict=True)}
         out["terms"] = stats.command("ZCARD", k.terms)  # words and their further chunks
         out["prefixes"] = stats.command("HLEN", k.prefixes)
 

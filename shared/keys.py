@@ -82,7 +82,7 @@ class CatalogueKeys(NamedTuple):
     lock: str  # string: the token of the import that is running
 
     @property
-    def index(self) -> tuple[str, str, str, str, str]:
+    def index_keys(self) -> tuple[str, str, str, str, str]:
         """The tracks and their index, in the catalogue functions' KEYS order (a --replace
         import swaps these)."""
         return self.records, self.terms, self.postings, self.prefixes, self.titles

@@ -160,7 +160,7 @@ class Catalogue:
             self._cache.move_to_end((phrase, limit))
             return cached[2]
         reply, version = await self._redis.fcall(
-            SEARCH, (6, *k.index, k.plays, limit, SCAN, TOP, phrase,
+            SEARCH, (6, *k.index_keys, k.plays, limit, SCAN, TOP, phrase,
                      *dict.fromkeys(typed)), [("GET", k.version)], read_only=True)
         tracks = [decode(reply[i], reply[i + 1], int(reply[i + 2]))
                   for i in range(0, len(reply) - 1, 3)]
@@ -199,23 +199,23 @@ class Catalogue:
         k = keys.CATALOGUE_STAGED if staged else keys.CATALOGUE
         args = [x for e in entries for x in (e.id, e.record())]
         added, updated, same = await self._redis.fcall(
-            PUT, (6, *k.index, k.version, *args))
+            PUT, (6, *k.index_keys, k.version, *args))
         return int(added), int(updated), int(same)
 
     async def discard_staged(self) -> None:
         k = keys.CATALOGUE_STAGED
-        await self._redis.execute("UNLINK", *k.index)
+        await self._redis.execute("UNLINK", *k.index_keys)
 
     async def swap(self) -> int:
         """Make the staged catalogue the catalogue, in one step; its number of tracks."""
         k, s = keys.CATALOGUE, keys.CATALOGUE_STAGED
         return int(await self._redis.fcall(
-            SWAP, (11, *k.index, *s.index, k.version)))
+            SWAP, (11, *k.index_keys, *s.index_keys, k.version)))
 
     async def clear(self) -> None:
         """Empty the catalogue (times played are kept, by id, for tracks that come back)."""
         k = keys.CATALOGUE
-        await self._redis.transaction([("UNLINK", *k.index),
+        await self._redis.transaction([("UNLINK", *k.index_keys),
                                        ("INCR", k.version)])
 
     async def lock(self, token: str, ms: int) -> bool:
