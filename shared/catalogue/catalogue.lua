@@ -418,12 +418,15 @@ local function search(keys, args)
       local record = found[i]
       if not record then
         tier[id] = nil
-      elseif tier[id] == 0 then
-        local title = phrase_of((indexed(record)))
-        if title == phrase then tier[id] = 1
-        elseif string.sub(title, 1, #phrase) == phrase then tier[id] = 2
-        elseif matches(record, every) then tier[id] = 3
-        else tier[id] = nil end
+      elseif tier[id] == 0 then  -- most played tracks: most match nothing, so check first
+        if not matches(record, every) then
+          tier[id] = nil
+        else
+          local title = phrase_of((indexed(record)))
+          if title == phrase then tier[id] = 1
+          elseif string.sub(title, 1, #phrase) == phrase then tier[id] = 2
+          else tier[id] = 3 end
+        end
       elseif not matches(record, others) then
         tier[id] = nil
       end
