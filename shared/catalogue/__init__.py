@@ -2,11 +2,14 @@
 every room, kept in Redis under the hash tag ``{catalogue}`` (``shared.keys.CATALOGUE``).
 
 A search is one read-only function call (``catalogue.lua``): it finds the entries of the
-query's rarest word in one sorted set of ``<word>\\0<id>`` members (a word prefix is one
-lexicographic range), keeps those whose other words are prefixes of the track's words too,
-and ranks them: exact title, title prefix, the rest, ties by times played. Its work is
-bounded (``SCAN`` entries at most), so a search never holds Redis for long, whatever the
-query. An import (``python -m shared.catalogue import``, ``shared.catalogue.importer``)
+query's rarest word (a sorted set of the distinct words, so a word prefix is one
+lexicographic range, and each word's posting list of ids; a count per word prefix says
+which query word is the rarest), keeps those whose other words are prefixes of the track's
+words too, and ranks them: exact title, title prefix, the rest, ties by times played. Its
+work is bounded (``SCAN`` entries at most), so a search never holds Redis for long,
+whatever the query. A node answers a query that narrows one it answered completely (fewer
+hits than asked, every entry read) from that answer, ranked the same way.
+An import (``python -m shared.catalogue import``, ``shared.catalogue.importer``)
 writes a batch of tracks per call; ``--replace`` builds a new catalogue beside the old one
 and swaps it in with one call, so a search sees the old catalogue or the new, never a mix.
 """
