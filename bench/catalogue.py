@@ -28,6 +28,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
+from shared import keys
 from tests.cluster import Cluster
 
 from . import catalogue_data
@@ -104,11 +105,12 @@ def main() -> int:
         used = stats.used_memory() - before
         out["memory_bytes"] = used
         out["bytes_per_track"] = round(used / args.tracks)
+        k = keys.CATALOGUE
         out["keys"] = {name: stats.command("MEMORY", "USAGE", key, "SAMPLES", "0")
-                       for name, key in (("records", "mq:{catalogue}:cat:records"),
-                                         ("words", "mq:{catalogue}:cat:words"),
-                                         ("titles", "mq:{catalogue}:cat:titles"))}
-        out["index_entries"] = stats.command("ZCARD", "mq:{catalogue}:cat:words")
+                       for name, key in zip(("records", "terms", "postings", "prefixes",
+                                             "titles"), k.index_keys, strict=True)}
+        out["terms"] = stats.command("ZCARD", k.terms)  # words and their further chunks
+        out["prefixes"] = stats.command("HLEN", k.prefixes)
 
         url = cluster.rest_urls[0]
         prefill(cluster.redis_url, "bench", Workload("queue", 25, tag="cq"), 25)

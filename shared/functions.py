@@ -15,7 +15,7 @@ from pathlib import Path
 from string import Template
 
 from .model import SEQ_WIDTH
-from .validation import IDEMPOTENCY_TTL
+from .validation import IDEMPOTENCY_TTL, MAX_ID
 
 EVENT_HEAD = 25  # an event's edge is the track at this place of the queue
 
@@ -23,7 +23,8 @@ EVENT_HEAD = 25  # an event's edge is the track at this place of the queue
 _FILES = (Path(__file__).with_name("queue.lua"),
           Path(__file__).parent / "catalogue" / "catalogue.lua")
 _TEMPLATE = Template("\n".join(path.read_text() for path in _FILES)).safe_substitute(
-    SEQ_WIDTH=SEQ_WIDTH, IDEMPOTENCY_TTL=IDEMPOTENCY_TTL, EVENT_HEAD=EVENT_HEAD)
+    SEQ_WIDTH=SEQ_WIDTH, IDEMPOTENCY_TTL=IDEMPOTENCY_TTL, EVENT_HEAD=EVENT_HEAD,
+    MAX_ID=MAX_ID)
 VERSION = hashlib.sha1(_TEMPLATE.encode()).hexdigest()[:10]
 SOURCE = Template(_TEMPLATE).substitute(VERSION=VERSION)
 LIBRARY = f"musicq_{VERSION}"

@@ -73,11 +73,19 @@ class CatalogueKeys(NamedTuple):
     even a room called "catalogue" never reaches these ``cat:`` keys."""
 
     records: str  # hash: id -> title, artist, album, duration, words, extra columns
-    words: str  # zset, scores 0: "<word>\0<id>" for each distinct word of a track
+    terms: str  # zset, scores 0: each distinct word of the catalogue
+    postings: str  # hash: word -> " <id> <id> ... " (byte order), the tracks that have it
+    prefixes: str  # hash: word prefix -> the postings of the words it starts
     titles: str  # zset, scores 0: "<title words>\0<id>"
     plays: str  # zset: id -> times played in this deployment
     version: str  # counter: bumped by every change of the tracks
     lock: str  # string: the token of the import that is running
+
+    @property
+    def index_keys(self) -> tuple[str, str, str, str, str]:
+        """The tracks and their index, in the catalogue functions' KEYS order (a --replace
+        import swaps these)."""
+        return self.records, self.terms, self.postings, self.prefixes, self.titles
 
 
 CATALOGUE = CatalogueKeys(*(f"{PREFIX}:{{catalogue}}:cat:{name}"

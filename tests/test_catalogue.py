@@ -9,6 +9,7 @@ that its searches include, so tests never see each other's tracks.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -20,11 +21,15 @@ import unittest
 import urllib.parse
 import uuid
 from pathlib import Path
+from unittest import mock
 
 import grpc
 
+import shared.catalogue as catalogue
 from proto import queue_pb2 as pb
 from proto import queue_pb2_grpc as pb_grpc
+from shared import store
+from shared.config import Settings
 
 from .browser import Browser, chromium
 from .support import Http, admin_headers, grpc_channel, local_cluster, unique
@@ -300,6 +305,71 @@ class CatalogueSearch(CatalogueCase):
     def test_a_query_nothing_matches(self):
         self.assertEqual(self.search(f"{self.t} zzzzzz"), [])
         self.assertEqual(self.search(tag()), [])
+
+
+class CatalogueIndex(CatalogueCase):
+    """The word index under updates (posting lists long enough to be split into chunks),
+    and a node's answers narrowed from its own earlier ones."""
+
+    def csv(self, name: str, rows: list[tuple[str, str, str]]) -> Path:
+        return write(self.dir, name, "id,title,artist,duration\n" + "".join(
+            f'{i},"{title}","{artist}",200\n' for i, title, artist in rows))
+
+    def ids(self, q: str) -> list[str]:
+        return [str(x["id"]) for x in self.search(q, 100)]
+
+    def test_an_update_that_changes_a_tracks_words_leaves_no_stale_match(self):
+        t = self.tag
+        red, blue = f"r{t}", f"b{t}"
+        ids = [f"{t}-{i:03d}" for i in range(300)]  # a word of 300 tracks: several chunks
+        self.imported(self.csv("a.csv", [(i, f"Song {t} {n}", f"Band {red}")
+                                         for n, i in enumerate(ids)]))
+        self.assertEqual(self.ids(red), ids[:100])
+        moved = ids[::3]
+        # a third change their words; new ids sort between the old ones
+        added = [f"{i}m" for i in ids[1::50]]
+        self.imported(self.csv("b.csv", [(i, f"Song {t}", f"Band {blue}") for i in moved]
+                               + [(i, f"Song {t}", f"Band {red}") for i in added]))
+        kept = sorted(set(ids) - set(moved) | set(added))
+        self.assertEqual(self.ids(blue), moved[:100])
+        self.assertEqual(self.ids(red), kept[:100])
+        self.assertEqual(self.ids(f"{red} {t}"), kept[:100])
+        self.assertEqual(self.ids(f"{blue} band"), moved[:100])
+        # every track back to red: blue is a word of no track, none of its entries stale
+        self.imported(self.csv("c.csv", [(i, f"Song {t}", f"Band {red}") for i in moved]))
+        self.assertEqual(self.ids(blue), [])
+        self.assertEqual(self.ids(f"{t} {red} song"), sorted(set(ids) | set(added))[:100])
+
+    def test_a_narrowed_answer_is_the_one_redis_gives(self):
+        t = self.tag
+        rows = [(f"{t}-{n}", title, artist) for n, (title, artist) in enumerate([
+            (f"{t} Fever", "Anna"), (f"{t} Fever Moon", "Ben"), (f"{t} Feverish", "Carla"),
+            (f"Moon {t}", "Fever Band"), (f"Night {t}", "The Fevers"), (f"Mood {t}", "Fe Ma"),
+            (f"{t} Fever Mountain", "Fever Moor"), (f"Other {t}", "Zed Moon"),
+            (f"{t} Fe", "Moonfever"), (f"Away {t}", "Fever Morning")])]
+        self.imported(self.csv("n.csv", rows))
+        env = self.cluster.redis_env()
+
+        async def compare() -> int:
+            redis = store.connect(Settings.from_env(env))
+            try:
+                for track_id, plays in ((f"{t}-3", 2), (f"{t}-4", 2), (f"{t}-6", 1)):
+                    for _ in range(plays):
+                        await catalogue.count_play(redis, track_id)
+                node = catalogue.Catalogue(redis)
+                with mock.patch.object(catalogue, "narrow", wraps=catalogue.narrow) as spy:
+                    for limit in (100, 3):
+                        typed = ""
+                        for letter in f"{t} fever mo":
+                            typed += letter
+                            mine = await node.search(typed, limit)
+                            fresh = await catalogue.Catalogue(redis).search(typed, limit)
+                            self.assertEqual(mine, fresh, typed)
+                    return spy.call_count
+            finally:
+                await redis.aclose()
+
+        self.assertGreater(asyncio.run(compare()), 5)
 
 
 class CatalogueApi(CatalogueCase):

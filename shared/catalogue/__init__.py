@@ -2,11 +2,14 @@
 every room, kept in Redis under the hash tag ``{catalogue}`` (``shared.keys.CATALOGUE``).
 
 A search is one read-only function call (``catalogue.lua``): it finds the entries of the
-query's rarest word in one sorted set of ``<word>\\0<id>`` members (a word prefix is one
-lexicographic range), keeps those whose other words are prefixes of the track's words too,
-and ranks them: exact title, title prefix, the rest, ties by times played. Its work is
-bounded (``SCAN`` entries at most), so a search never holds Redis for long, whatever the
-query. An import (``python -m shared.catalogue import``, ``shared.catalogue.importer``)
+query's rarest word (a sorted set of the distinct words, so a word prefix is one
+lexicographic range, and each word's posting list of ids; a count per word prefix says
+which query word is the rarest), keeps those whose other words are prefixes of the track's
+words too, and ranks them: exact title, title prefix, the rest, ties by times played. Its
+work is bounded (``SCAN`` entries at most), so a search never holds Redis for long,
+whatever the query. A node answers a query that narrows one it answered completely (fewer
+hits than asked, every entry read) from that answer, ranked the same way.
+An import (``python -m shared.catalogue import``, ``shared.catalogue.importer``)
 writes a batch of tracks per call; ``--replace`` builds a new catalogue beside the old one
 and swaps it in with one call, so a search sees the old catalogue or the new, never a mix.
 """
@@ -37,6 +40,7 @@ FRESH = 5.0  # seconds a node answers a search from its cache (while the version
 CACHED = 4096  # searches a node keeps
 MAX_EXTRA = 20  # extra columns a track keeps
 CORE = frozenset({"id", "title", "artist", "album", "duration"})
+WORD = "\x1d"  # before each word of a record: in no text (control characters) nor JSON
 
 
 class Entry(NamedTuple):
@@ -58,7 +62,8 @@ class Entry(NamedTuple):
         extra = json.dumps(dict(self.extra), ensure_ascii=False,
                            separators=(",", ":")) if self.extra else ""
         return SEP.join((self.title, self.artist, self.album, str(self.duration),
-                         " ".join(title_words), " ".join(other), extra))
+                         "".join(WORD + w for w in title_words),
+                         "".join(WORD + w for w in other), extra))
 
 
 @dataclass(slots=True)
@@ -74,6 +79,13 @@ class CatalogueTrack:
     plays: int
     extra: dict[str, str]
     rendered: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@lru_cache(maxsize=8192)
+def indexed(record: str) -> tuple[str, tuple[str, ...]]:
+    """A record's title words joined by spaces, and all its words (title's first)."""
+    title, other = record.split(SEP)[4:6]
+    return " ".join(title.split(WORD)[1:]), tuple(title.split(WORD)[1:] + other.split(WORD)[1:])
 
 
 @lru_cache(maxsize=8192)
@@ -125,6 +137,54 @@ class Found(NamedTuple):
     entries: int  # index entries of the query's rarest word: more than SCAN, a broad query
 
 
+class Cached(NamedTuple):
+    version: int
+    read_at: float
+    found: Found
+    # each track's indexed words when the answer is complete: it holds every match
+    words: list[tuple[str, tuple[str, ...]]] | None
+
+
+Row = tuple[tuple[str, ...], "CatalogueTrack", tuple[str, tuple[str, ...]]]  # narrow's
+
+
+def complete(found: Found, limit: int) -> bool:
+    """Whether an answer holds every match: fewer than asked, and the rarest word's
+    entries all read (catalogue.lua reads up to SCAN of them)."""
+    return len(found.tracks) < limit and found.entries <= SCAN
+
+
+def narrow(cached: Cached, typed: Sequence[str], counts: Sequence[int], limit: int) -> Cached:
+    """The answer to ``typed`` from a complete answer to a query it narrows (each of that
+    query's words a prefix of one of these), ranked as catalogue.lua ranks: ``counts`` are
+    the entries of each distinct word of ``typed``, whose first rarest word orders the
+    rest (tier 3) as its index range does. Every match of ``typed`` matched the other, so
+    this answer is complete too."""
+    distinct = list(dict.fromkeys(typed))
+    fewest = min(counts)
+    if fewest == 0:
+        return cached._replace(found=Found([], 0), words=[])
+    rarest = distinct[counts.index(fewest)]
+    phrase = " ".join(typed)
+    ranked: dict[int, list[Row]] = {1: [], 2: [], 3: []}
+    for track, (title, have) in zip(cached.found.tracks, cached.words or (), strict=True):
+        if not all(any(w.startswith(q) for w in have) for q in distinct):
+            continue
+        if title == phrase or title.startswith(phrase):
+            order: tuple[str, ...] = (f"{title}\0{track.id}",)  # the titles index
+            ranked[1 if title == phrase else 2].append((order, track, (title, have)))
+        else:
+            order = (min(w for w in have if w.startswith(rarest)), track.id)
+            ranked[3].append((order, track, (title, have)))
+    best: list[Row] = []
+    for tier in (1, 2, 3):
+        rows = ranked[tier]
+        best += sorted((r for r in rows if r[1].plays), key=lambda r: (-r[1].plays, r[0]))
+        best += sorted((r for r in rows if not r[1].plays), key=lambda r: r[0])
+    best = best[:limit]
+    return cached._replace(found=Found([r[1] for r in best], fewest), words=[r[2] for r in best])
+
+
 class Catalogue:
     """The catalogue's operations, over the node's Redis connection.
 
@@ -136,7 +196,7 @@ class Catalogue:
     def __init__(self, redis: Client, clock: Callable[[], float] = time.monotonic):
         self._redis = redis
         self._clock = clock
-        self._cache: OrderedDict[tuple[str, int], tuple[int, float, Found]] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, int], Cached] = OrderedDict()
 
     async def search(self, query: str, limit: int = validation.DEFAULT_RESULTS) -> Found:
         """Tracks whose title, artist or album has every word of ``query`` as a word prefix,
@@ -152,21 +212,46 @@ class Catalogue:
         validation.bounded("limit", limit, 1, validation.MAX_RESULTS)
         k = keys.CATALOGUE
         phrase = " ".join(typed)
+        now = self._clock()
         cached = self._cache.get((phrase, limit))
-        if cached is not None and self._clock() - cached[1] < FRESH \
-                and int(await self._redis.execute("GET", k.version) or 0) == cached[0]:
+        if cached is not None and now - cached.read_at < FRESH \
+                and int(await self._redis.execute("GET", k.version) or 0) == cached.version:
             self._cache.move_to_end((phrase, limit))
-            return cached[2]
+            return cached.found
+        wider = self._wider(phrase, limit, now)
+        if wider is not None:
+            version, counts = await self._redis.transaction(
+                [("GET", k.version), ("HMGET", k.prefixes, *dict.fromkeys(typed))])
+            if int(version or 0) == wider.version:
+                return self._keep(phrase, limit, narrow(
+                    wider, typed, [int(n or 0) for n in counts], limit))
         reply, version = await self._redis.fcall(
-            SEARCH, (4, k.records, k.words, k.titles, k.plays, limit, SCAN, TOP, phrase,
+            SEARCH, (6, *k.index_keys, k.plays, limit, SCAN, TOP, phrase,
                      *dict.fromkeys(typed)), [("GET", k.version)], read_only=True)
-        tracks = [decode(reply[i], reply[i + 1], int(reply[i + 2]))
-                  for i in range(0, len(reply) - 1, 3)]
-        found = Found(tracks, int(reply[-1]))
-        self._cache[phrase, limit] = (int(version or 0), self._clock(), found)
+        rows = range(0, len(reply) - 1, 3)
+        found = Found([decode(reply[i], reply[i + 1], int(reply[i + 2])) for i in rows],
+                      int(reply[-1]))
+        return self._keep(phrase, limit, Cached(
+            int(version or 0), now, found,
+            [indexed(reply[i + 1]) for i in rows] if complete(found, limit) else None))
+
+    def _wider(self, phrase: str, limit: int, now: float) -> Cached | None:
+        """A fresh complete answer to a query this one narrows: the phrase cut short, as
+        typing it went (\"fever m\" for \"fever mo\"), so each of its words is a prefix of
+        one of this one's."""
+        for end in range(len(phrase) - 1, 0, -1):
+            cached = self._cache.get((phrase[:end].rstrip(), limit))
+            if cached is not None and cached.words is not None \
+                    and now - cached.read_at < FRESH:
+                return cached
+        return None
+
+    def _keep(self, phrase: str, limit: int, cached: Cached) -> Found:
+        self._cache[phrase, limit] = cached
+        self._cache.move_to_end((phrase, limit))
         if len(self._cache) > CACHED:
             self._cache.popitem(last=False)
-        return found
+        return cached.found
 
     async def track(self, track_id: str) -> CatalogueTrack:
         """One track, with its times played. TrackNotFound if it is not in the catalogue."""
@@ -197,23 +282,23 @@ class Catalogue:
         k = keys.CATALOGUE_STAGED if staged else keys.CATALOGUE
         args = [x for e in entries for x in (e.id, e.record())]
         added, updated, same = await self._redis.fcall(
-            PUT, (4, k.records, k.words, k.titles, k.version, *args))
+            PUT, (6, *k.index_keys, k.version, *args))
         return int(added), int(updated), int(same)
 
     async def discard_staged(self) -> None:
         k = keys.CATALOGUE_STAGED
-        await self._redis.execute("UNLINK", k.records, k.words, k.titles)
+        await self._redis.execute("UNLINK", *k.index_keys)
 
     async def swap(self) -> int:
         """Make the staged catalogue the catalogue, in one step; its number of tracks."""
         k, s = keys.CATALOGUE, keys.CATALOGUE_STAGED
         return int(await self._redis.fcall(
-            SWAP, (7, k.records, k.words, k.titles, s.records, s.words, s.titles, k.version)))
+            SWAP, (11, *k.index_keys, *s.index_keys, k.version)))
 
     async def clear(self) -> None:
         """Empty the catalogue (times played are kept, by id, for tracks that come back)."""
         k = keys.CATALOGUE
-        await self._redis.transaction([("UNLINK", k.records, k.words, k.titles),
+        await self._redis.transaction([("UNLINK", *k.index_keys),
                                        ("INCR", k.version)])
 
     async def lock(self, token: str, ms: int) -> bool:
