@@ -82,8 +82,8 @@ class Node:
         playback = Playback(queue, self.redis, settings)
         self.schedule = Schedule(playback, settings.node_id, on_advance=self.stats.advanced)
         self.server = grpc.aio.server(options=OPTIONS)
-        servicer = QueueServicer(queue, self.live, playback, Rooms(self.redis, settings),
-                                 settings)
+        servicer = self.servicer = QueueServicer(queue, self.live, playback,
+                                                 Rooms(self.redis, settings), settings)
         self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
             SERVICE, handlers(servicer, settings.node_id, self.stats.requests)),))
         self.health = Health(settings.node_id)
@@ -94,6 +94,7 @@ class Node:
         self.registry = metrics.registry(self.stats, metrics.GRPC, settings.node_id)
         self.metrics_at = (settings.host, settings.metrics_port)
         self.metrics: metrics.Listener | None = None
+        self.upgrading: asyncio.Task[bool] | None = None  # the catalogue's (Catalogue.upgrade)
 
     async def start(self) -> None:
         host, port = self.metrics_at
@@ -103,6 +104,7 @@ class Node:
             except OSError as exc:
                 raise SystemExit(f"METRICS_PORT={port}: cannot listen there ({exc})") from None
         await store.prepare(self.redis)
+        self.upgrading = self.servicer.catalogue.upgrade_soon()
         for service in ("", SERVICE):
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
         await self.server.start()
@@ -112,6 +114,8 @@ class Node:
         """Drain (NOT_SERVING while still serving), let calls in flight finish, close."""
         await self.health.enter_graceful_shutdown()
         await self.schedule.close()
+        if self.upgrading is not None:
+            self.upgrading.cancel()
         self.live.end_all()
         await asyncio.sleep(drain)
         await self.server.stop(grace)

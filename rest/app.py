@@ -43,14 +43,17 @@ def create_app(settings: Settings) -> Starlette:
         playback = Playback(queue, redis, settings)
         schedule = Schedule(playback, settings.node_id, on_advance=stats.advanced)
         drain.callbacks.append(live.end_all)
+        catalogue = Catalogue(redis)
         await store.prepare(redis)
+        upgrading = catalogue.upgrade_soon()
         schedule.start()
         try:
             yield {"queue": queue, "redis": redis, "live": live, "settings": settings,
                    "playback": playback, "rooms": Rooms(redis, settings),
                    "join_limit": JoinLimit(settings.guest_joins_per_minute),
-                   "catalogue": Catalogue(redis)}
+                   "catalogue": catalogue}
         finally:
+            upgrading.cancel()
             drain.callbacks.remove(live.end_all)
             await schedule.close()
             await live.close()

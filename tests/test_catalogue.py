@@ -372,6 +372,55 @@ class CatalogueIndex(CatalogueCase):
         self.assertGreater(asyncio.run(compare()), 5)
 
 
+class CatalogueUpgrade(CatalogueCase):
+    def test_an_older_releases_index_is_rebuilt_by_the_next_node_to_start(self):
+        """Tracks stored by the release that kept one sorted-set entry per word and track
+        (``cat:words``, words space-separated in the record): a node that starts finds
+        that index and indexes every stored track anew, so none is lost to a search."""
+        t = self.tag
+        self.imported(write(self.dir, "new.csv", f"id,title,artist,duration\n"
+                                                 f"{t}-new,Fresh {t},Now,100\n"))
+        env = self.cluster.redis_env()
+        k = catalogue.keys.CATALOGUE
+        words = f"{t} oldie", "old band"
+
+        async def plant() -> None:
+            redis = store.connect(Settings.from_env(env))
+            try:
+                record = catalogue.SEP.join((f"Oldie {t}", "Old Band", "", "200", *words, ""))
+                await redis.transaction([
+                    ("HSET", k.records, f"{t}-old", record),
+                    ("ZADD", catalogue.LEGACY_INDEX, 0, f"{t}\0{t}-old", 0, f"oldie\0{t}-old"),
+                    ("INCR", k.version)])
+            finally:
+                await redis.aclose()
+
+        asyncio.run(plant())
+        self.assertEqual(self.titles(f"{t} oldie"), [])  # stored, but not in the new index
+        node = self.cluster.add_rest_node()
+        try:
+            deadline = time.monotonic() + 30
+            while not self.titles(f"{t} oldie") and time.monotonic() < deadline:
+                time.sleep(0.2)
+            self.assertEqual(self.titles(f"{t} oldie"), [f"Oldie {t}"])
+            self.assertEqual(self.titles(f"old band {t}"), [f"Oldie {t}"])
+            self.assertEqual(self.titles(f"fresh {t}"), [f"Fresh {t}"])  # kept as it was
+            self.assertEqual(self.search(f"{t} oldie")[0]["artist"], "Old Band")
+        finally:
+            node.stop()
+            self.cluster.rest.remove(node)
+            self.cluster.rest_ports.pop()
+
+        async def legacy_left() -> int:
+            redis = store.connect(Settings.from_env(env))
+            try:
+                return int(await redis.execute("EXISTS", catalogue.LEGACY_INDEX))
+            finally:
+                await redis.aclose()
+
+        self.assertEqual(asyncio.run(legacy_left()), 0)
+
+
 class CatalogueApi(CatalogueCase):
     def setUp(self) -> None:
         super().setUp()

@@ -16,8 +16,11 @@ and swaps it in with one call, so a search sees the old catalogue or the new, ne
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +44,13 @@ CACHED = 4096  # searches a node keeps
 MAX_EXTRA = 20  # extra columns a track keeps
 CORE = frozenset({"id", "title", "artist", "album", "duration"})
 WORD = "\x1d"  # before each word of a record: in no text (control characters) nor JSON
+# an older release's index (one sorted-set entry per word and track): its presence means the
+# stored tracks are to be indexed anew (Catalogue.upgrade)
+LEGACY_INDEX = f"{keys.PREFIX}:{{catalogue}}:cat:words"
+UPGRADE_BATCH = 250  # tracks per call while upgrading (as an import's batch)
+UPGRADE_LOCK_MS = 60_000  # the import lock while upgrading, renewed with every batch
+
+log = logging.getLogger("catalogue")
 
 
 class Entry(NamedTuple):
@@ -93,6 +103,14 @@ def decode(track_id: str, record: str, plays: int = 0) -> CatalogueTrack:
     title, artist, album, duration, _, _, extra = record.split(SEP)
     return CatalogueTrack(track_id, title, artist, album, int(duration), plays,
                           json.loads(extra) if extra else {})
+
+
+def stored(track_id: str, record: str) -> Entry:
+    """A stored track as an Entry again (its record's fields were checked when imported;
+    the word fields are not read, so an older release's record works too)."""
+    title, artist, album, duration, _, _, extra = record.split(SEP)
+    return Entry(track_id, title, artist, album, int(duration),
+                 json.loads(extra) if extra else {})
 
 
 def entry(track_id: Any, title: Any, artist: Any, album: Any = None, duration: Any = None,
@@ -284,6 +302,54 @@ class Catalogue:
         added, updated, same = await self._redis.fcall(
             PUT, (6, *k.index_keys, k.version, *args))
         return int(added), int(updated), int(same)
+
+    async def upgrade(self, token: str | None = None) -> bool:
+        """Index the stored tracks anew if the index is an older release's (LEGACY_INDEX is
+        there): every track is put into a staged catalogue, swapped in with one call (a
+        search sees the old catalogue or the new), then the old index is dropped. Holds
+        the import lock (``token``: the caller's, if it holds it already). False if there
+        was nothing to do or another import holds the lock; nodes call it at start, so
+        the first one up after an upgrade does it, once."""
+        if not await self._redis.execute("EXISTS", LEGACY_INDEX):
+            return False
+        held = token is not None
+        token = token or uuid.uuid4().hex
+        if not held and not await self.lock(token, UPGRADE_LOCK_MS):
+            return False
+        try:
+            await self.discard_staged()
+            cursor, indexed_anew = "0", 0
+            while True:
+                cursor, flat = await self._redis.execute(
+                    "HSCAN", keys.CATALOGUE.records, cursor, "COUNT", UPGRADE_BATCH)
+                batch = [stored(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
+                if batch:
+                    if not await self.lock(token, UPGRADE_LOCK_MS):
+                        raise RuntimeError("the catalogue upgrade lost its lock")
+                    await self.put(batch, staged=True)
+                    indexed_anew += len(batch)
+                if cursor == "0":
+                    break
+            if indexed_anew:
+                await self.swap()
+            await self._redis.execute("UNLINK", LEGACY_INDEX)
+            log.info("catalogue: %d tracks indexed anew (upgraded from the older index)",
+                     indexed_anew)
+        finally:
+            if not held:
+                await self.lock(token, 0)
+        return True
+
+    def upgrade_soon(self) -> asyncio.Task[bool]:
+        """``upgrade`` in the background (a node's start): a failure is logged, and the
+        next start tries again."""
+        async def attempt() -> bool:
+            try:
+                return await self.upgrade()
+            except (StoreUnavailable, RuntimeError) as exc:
+                log.warning("catalogue: upgrade not done (%s); the next start tries again", exc)
+                return False
+        return asyncio.ensure_future(attempt())
 
     async def discard_staged(self) -> None:
         k = keys.CATALOGUE_STAGED

@@ -382,6 +382,7 @@ async def run(catalogue: Catalogue, paths: list[Path], replace: bool = False,
         raise RuntimeError("another import is running; try again when it has finished")
     summary = Summary(replaced=replace)
     try:
+        await catalogue.upgrade(token)  # an older release's index first, if there is one
         if replace:
             await catalogue.discard_staged()
         sources = [Source(path) for path in paths]
