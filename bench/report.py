@@ -30,6 +30,7 @@ from typing import Any
 import hiredis
 
 from proto import queue_pb2 as pb
+from shared import auth, functions, keys
 from tests.cluster import Cluster, Process, _port_open, _wait, free_port
 
 from .c_load import h2load, wrk
@@ -268,8 +269,6 @@ def node_commands(room: str) -> dict[str, list[str]]:
     """The commands a node sends Redis for each operation once it follows the room (the
     head from its view, shared/live.py), as redis-benchmark arguments (``__rand_int__``
     picks the track)."""
-    from shared import auth, functions, keys
-
     k = keys.room_keys(room)
 
     def write(function: str, *request: str) -> list[str]:
@@ -297,8 +296,6 @@ def saturated(port: int) -> dict[str, float]:
         argv = commands["add (a new track)"][:]
         argv[argv.index("n__rand_int__")] = f"t{i:012d}"
         stats.command(*argv)
-    from shared import keys
-
     listener = socket.create_connection(("127.0.0.1", port))
     listener.sendall(hiredis.pack_command(("SSUBSCRIBE", keys.events_channel(room))))
     reading = threading.Thread(target=lambda: all(iter(lambda: listener.recv(1 << 20), b"")),

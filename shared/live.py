@@ -174,13 +174,15 @@ class Feed:
         self.advanced = asyncio.Event()  # set (and replaced) each time the view moves on
         self.recent: collections.OrderedDict[int, list[Track]] = collections.OrderedDict()
 
-    def moved_on(self) -> None:
-        """The view is at a new version: keep its head by version, wake who waits."""
-        view = self.view
-        if view is not None:
-            self.recent[view.version] = view.head()
-            if len(self.recent) > RECENT:
-                self.recent.popitem(last=False)
+    def moved_on(self, view: View, head: list[Track]) -> None:
+        """The view is at a new version with this head: keep it by version, wake who
+        waits."""
+        self.recent[view.version] = head
+        if len(self.recent) > RECENT:
+            self.recent.popitem(last=False)
+        self.wake()
+
+    def wake(self) -> None:
         self.advanced.set()
         self.advanced = asyncio.Event()
 
@@ -229,7 +231,7 @@ class Live:
         self._subscriber.unsubscribe(keys.events_channel(feed.room))
         if feed.reading is not None:
             feed.reading.cancel()
-        feed.moved_on()  # a write waiting for this view stops waiting
+        feed.wake()  # a write waiting for this view stops waiting
 
     # -- the head of a room read or written through this node ------------------------------
 
@@ -296,8 +298,10 @@ class Live:
 
     @staticmethod
     def _applied(feed: Feed, reply: Reply) -> None:
-        """A change the view took: its event to every listener of the room."""
-        feed.moved_on()
+        """A change the view took (its head is the change's): its event to every listener
+        of the room."""
+        assert feed.view is not None
+        feed.moved_on(feed.view, reply.change.head)
         event = Event(feed.room, reply.change)
         for listener in feed.listeners:
             listener.push(event)
@@ -337,7 +341,7 @@ class Live:
                    if reply.change.version > view.version):
                 feed.waiting = []
                 feed.view = view
-                feed.moved_on()
+                feed.moved_on(view, view.head())
                 return view
 
     @staticmethod

@@ -49,6 +49,11 @@ if TYPE_CHECKING:
 RECORDS = 16_384  # records of queued tracks a Queue keeps: a few hundred rooms' heads
 
 
+def _head_read(queue: str, head: int) -> list[tuple[Any, ...]]:
+    """The queue's length and its first ``head`` members with their scores."""
+    return [("ZCARD", queue), ("ZRANGE", queue, 0, head - 1, "WITHSCORES")]
+
+
 class Queue:
     """Every operation on every room, over one Redis connection."""
 
@@ -149,15 +154,12 @@ class Queue:
                 # the change itself went to the room's listeners as it is: a copy for the caller
                 return dataclasses.replace(reply.change, head=tracks)
             # the view could not tell (rare: see Live.head_after): the head read right after
-            length, pairs = await self._redis.transaction(
-                [("ZCARD", room_keys.queue), ("ZRANGE", room_keys.queue, 0, head - 1,
-                                               "WITHSCORES")])
+            length, pairs = await self._redis.transaction(_head_read(room_keys.queue, head))
             return dataclasses.replace(reply.change, length=length,
                                        head=await self._tracks(room, pairs))
         # the head and the length, read natively after the function, in the same step
         fields, length, pairs = await self._redis.fcall(
-            function, args, [("ZCARD", room_keys.queue),
-                             ("ZRANGE", room_keys.queue, 0, head - 1, "WITHSCORES")])
+            function, args, _head_read(room_keys.queue, head))
         reply = self._success(fields, track_id)
         await self._schedule(room, reply)
         # keep the records the reply carries, for the heads to come: the track the write
