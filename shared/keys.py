@@ -80,6 +80,7 @@ class CatalogueKeys(NamedTuple):
     plays: str  # zset: id -> times played in this deployment
     version: str  # counter: bumped by every change of the tracks
     lock: str  # string: the token of the import that is running
+    played: str  # counter: bumped by every play counted in plays (nodes cache searches by it)
 
     @property
     def index_keys(self) -> tuple[str, str, str, str, str]:

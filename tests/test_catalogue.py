@@ -371,6 +371,75 @@ class CatalogueIndex(CatalogueCase):
 
         self.assertGreater(asyncio.run(compare()), 5)
 
+    def test_a_kept_answer_lasts_until_the_catalogue_or_its_plays_change(self):
+        """A node's answer is kept while nothing changed, however long (up to KEEP); once
+        a play is counted, until it is FRESH seconds old; an import makes it stale at once."""
+        t = self.tag
+        self.imported(self.csv("k.csv", [(f"{t}-1", f"Kept {t}", "One"),
+                                         (f"{t}-2", f"Kept {t} Too", "Two")]))
+        env = self.cluster.redis_env()
+
+        async def scenario() -> None:
+            redis = store.connect(Settings.from_env(env))
+            now = [1000.0]
+            node = catalogue.Catalogue(redis, clock=lambda: now[0])
+            try:
+                with mock.patch.object(redis, "fcall", wraps=redis.fcall) as spy:
+                    async def plays(q: str) -> list[int]:
+                        return [x.plays for x in (await node.search(q)).tracks]
+
+                    def searches() -> int:  # the ones that reached Redis
+                        return sum(c.args[0] == catalogue.SEARCH for c in spy.call_args_list)
+
+                    self.assertEqual(await plays(f"kept {t}"), [0, 0])
+                    now[0] += catalogue.FRESH * 10  # nothing changed: kept
+                    self.assertEqual(await plays(f"kept {t}"), [0, 0])
+                    self.assertEqual(searches(), 1)
+                    await catalogue.count_play(redis, f"{t}-2")  # played: that answer is old
+                    self.assertEqual(await plays(f"kept {t}"), [0, 1])
+                    self.assertEqual(searches(), 2)
+                    await catalogue.count_play(redis, f"{t}-2")
+                    now[0] += catalogue.FRESH / 2  # played again, but this answer is FRESH
+                    self.assertEqual(await plays(f"kept {t}"), [0, 1])
+                    self.assertEqual(searches(), 2)
+                    now[0] += catalogue.FRESH  # now it is not
+                    self.assertEqual(await plays(f"kept {t}"), [0, 2])
+                    self.assertEqual(searches(), 3)
+                    now[0] += catalogue.KEEP  # a bound, whatever happened
+                    self.assertEqual(await plays(f"kept {t}"), [0, 2])
+                    self.assertEqual(searches(), 4)
+                    await asyncio.to_thread(self.imported, self.csv("k2.csv", [
+                        (f"{t}-3", f"Kept {t} Three", "Three")]))
+                    self.assertEqual(await plays(f"kept {t}"), [0, 2, 0])  # at once
+                    self.assertEqual(searches(), 5)
+            finally:
+                await redis.aclose()
+
+        asyncio.run(scenario())
+
+    def test_an_answer_evicted_while_its_check_waits_is_kept_again(self):
+        """Searches that evict the answer another search found and is checking (a node
+        with a full cache): the other still answers, never a 500."""
+        t = self.tag
+        self.imported(self.csv("e.csv", [(f"{t}-{n}", f"Evict {t} {n}", "Band")
+                                         for n in range(4)]))
+        env = self.cluster.redis_env()
+
+        async def scenario() -> list[list[str]]:
+            redis = store.connect(Settings.from_env(env))
+            node = catalogue.Catalogue(redis, cached=1)
+            try:
+                await node.search(f"evict {t} 0")
+                # the first's call reaches Redis before the second's check, so its answer
+                # is kept (evicting the second's) while the second waits for its reply
+                found = await asyncio.gather(node.search(f"evict {t} 1"),
+                                             node.search(f"evict {t} 0"))
+                return [[x.id for x in f.tracks] for f in found]
+            finally:
+                await redis.aclose()
+
+        self.assertEqual(asyncio.run(scenario()), [[f"{t}-1"], [f"{t}-0"]])
+
 
 class CatalogueUpgrade(CatalogueCase):
     def test_an_older_releases_index_is_rebuilt_by_the_next_node_to_start(self):

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, NamedTuple
 
+import orjson
+
 from .. import functions, keys, validation
 from ..errors import InvalidField, StoreUnavailable, TrackNotFound
 from ..model import SEP
@@ -39,7 +41,8 @@ PUT, SEARCH, SWAP, LOCK, PLAYED = map(functions.name, (
     "catalogue_played"))
 SCAN = 200  # entries of one index range a search looks at, at most (see catalogue.lua)
 TOP = 50  # most played tracks a broad search considers too
-FRESH = 5.0  # seconds a node answers a search from its cache (while the version holds)
+FRESH = 5.0  # seconds a node answers a search from its cache after a play was counted
+KEEP = 300.0  # seconds it does while nothing changed (a bound, should a play go uncounted)
 CACHED = 4096  # searches a node keeps
 MAX_EXTRA = 20  # extra columns a track keeps
 CORE = frozenset({"id", "title", "artist", "album", "duration"})
@@ -102,7 +105,7 @@ def indexed(record: str) -> tuple[str, tuple[str, ...]]:
 def decode(track_id: str, record: str, plays: int = 0) -> CatalogueTrack:
     title, artist, album, duration, _, _, extra = record.split(SEP)
     return CatalogueTrack(track_id, title, artist, album, int(duration), plays,
-                          json.loads(extra) if extra else {})
+                          orjson.loads(extra) if extra else {})
 
 
 def stored(track_id: str, record: str) -> Entry:
@@ -145,7 +148,7 @@ async def count_play(redis: Client, track_id: str) -> None:
     so it can never fail or undo the play; a count lost to Redis going away is lost."""
     k = keys.CATALOGUE
     try:
-        await redis.fcall(PLAYED, (2, k.records, k.plays, track_id))
+        await redis.fcall(PLAYED, (3, k.records, k.plays, k.played, track_id))
     except StoreUnavailable:
         pass
 
@@ -156,7 +159,8 @@ class Found(NamedTuple):
 
 
 class Cached(NamedTuple):
-    version: int
+    version: int  # the catalogue's, and its plays' (keys.CATALOGUE.played), when read
+    played: int
     read_at: float
     found: Found
     # each track's indexed words when the answer is complete: it holds every match
@@ -206,14 +210,17 @@ def narrow(cached: Cached, typed: Sequence[str], counts: Sequence[int], limit: i
 class Catalogue:
     """The catalogue's operations, over the node's Redis connection.
 
-    Searches are cached by the node: a cached answer is used while the catalogue's version
-    (one GET) is the one it was read at and it is at most FRESH seconds old, so an import
-    shows at once and times played within FRESH seconds. People type the same few letters
-    first, and those broad searches cost Redis the most."""
+    Searches are cached by the node. A cached answer is used while the catalogue's version
+    is the one it was read at (so an import shows at once) and, for times played, while no
+    play was counted since or for FRESH seconds after (so plays show within FRESH seconds);
+    KEEP seconds at most. One MGET of both counters checks it. People type the same few
+    letters first, and those broad searches cost Redis the most."""
 
-    def __init__(self, redis: Client, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, redis: Client, clock: Callable[[], float] = time.monotonic,
+                 cached: int = CACHED):
         self._redis = redis
         self._clock = clock
+        self._size = cached
         self._cache: OrderedDict[tuple[str, int], Cached] = OrderedDict()
 
     async def search(self, query: str, limit: int = validation.DEFAULT_RESULTS) -> Found:
@@ -229,45 +236,53 @@ class Catalogue:
                                     f"got {len(typed)}")
         validation.bounded("limit", limit, 1, validation.MAX_RESULTS)
         k = keys.CATALOGUE
-        phrase = " ".join(typed)
+        key = " ".join(typed), limit
         now = self._clock()
-        cached = self._cache.get((phrase, limit))
-        if cached is not None and now - cached.read_at < FRESH \
-                and int(await self._redis.execute("GET", k.version) or 0) == cached.version:
-            self._cache.move_to_end((phrase, limit))
-            return cached.found
-        wider = self._wider(phrase, limit, now)
-        if wider is not None:
-            version, counts = await self._redis.transaction(
-                [("GET", k.version), ("HMGET", k.prefixes, *dict.fromkeys(typed))])
-            if int(version or 0) == wider.version:
-                return self._keep(phrase, limit, narrow(
-                    wider, typed, [int(n or 0) for n in counts], limit))
-        reply, version = await self._redis.fcall(
-            SEARCH, (6, *k.index_keys, k.plays, limit, SCAN, TOP, phrase,
-                     *dict.fromkeys(typed)), [("GET", k.version)], read_only=True)
-        rows = range(0, len(reply) - 1, 3)
-        found = Found([decode(reply[i], reply[i + 1], int(reply[i + 2])) for i in rows],
+        cached = self._cache.get(key)
+        if cached is not None:
+            if self._valid(cached, await self._redis.execute("MGET", k.version, k.played), now):
+                return self._keep(key, cached)
+        elif (wider := self._wider(key)) is not None:
+            state, counts = await self._redis.transaction(
+                [("MGET", k.version, k.played), ("HMGET", k.prefixes, *dict.fromkeys(typed))])
+            if self._valid(wider, state, now):
+                return self._keep(key, narrow(wider, typed, [int(n or 0) for n in counts],
+                                              limit))
+        reply = await self._redis.fcall(
+            SEARCH, (8, *k.index_keys, k.plays, k.version, k.played, limit, SCAN, TOP,
+                     key[0], *dict.fromkeys(typed)), read_only=True)
+        rows = range(2, len(reply) - 1, 3)
+        found = Found([decode(reply[i], reply[i + 1], reply[i + 2]) for i in rows],
                       int(reply[-1]))
-        return self._keep(phrase, limit, Cached(
-            int(version or 0), now, found,
+        return self._keep(key, Cached(
+            int(reply[0]), int(reply[1]), now, found,
             [indexed(reply[i + 1]) for i in rows] if complete(found, limit) else None))
 
-    def _wider(self, phrase: str, limit: int, now: float) -> Cached | None:
-        """A fresh complete answer to a query this one narrows: the phrase cut short, as
-        typing it went (\"fever m\" for \"fever mo\"), so each of its words is a prefix of
-        one of this one's."""
+    @staticmethod
+    def _valid(cached: Cached, state: Sequence[str | None], now: float) -> bool:
+        """Whether ``cached`` still answers, given the catalogue's counters as read now."""
+        version, played = (int(n or 0) for n in state)
+        age = now - cached.read_at
+        return version == cached.version and age < KEEP \
+            and (played == cached.played or age < FRESH)
+
+    def _wider(self, key: tuple[str, int]) -> Cached | None:
+        """A complete answer to a query this one narrows: the phrase cut short, as typing
+        it went (\"fever m\" for \"fever mo\"), so each of its words is a prefix of one of
+        this one's."""
+        phrase, limit = key
         for end in range(len(phrase) - 1, 0, -1):
             cached = self._cache.get((phrase[:end].rstrip(), limit))
-            if cached is not None and cached.words is not None \
-                    and now - cached.read_at < FRESH:
+            if cached is not None and cached.words is not None:
                 return cached
         return None
 
-    def _keep(self, phrase: str, limit: int, cached: Cached) -> Found:
-        self._cache[phrase, limit] = cached
-        self._cache.move_to_end((phrase, limit))
-        if len(self._cache) > CACHED:
+    def _keep(self, key: tuple[str, int], cached: Cached) -> Found:
+        """Keep ``cached`` as the newest answer (again, if other searches evicted it while
+        this one waited for Redis)."""
+        self._cache[key] = cached
+        self._cache.move_to_end(key)
+        if len(self._cache) > self._size:
             self._cache.popitem(last=False)
         return cached.found
 

@@ -16,6 +16,7 @@
 --   titles    zset, all scores 0: <title words> NUL <id>: titles that start with a query
 --   plays     zset: id -> times played in this deployment
 --   version   counter: bumped by every change of the tracks (nodes cache searches by it)
+--   played    counter: bumped by every play counted in plays (nodes cache searches by it)
 do
 local US, GS, NUL, SP, TOP = '\31', '\29', '\0', ' ', '\255'
 local MAX_ID = ${MAX_ID}
@@ -329,17 +330,23 @@ end
 --   * a range that had more to give makes the query broad: then the `top` most played
 --     tracks of the deployment take part too (checked against the query), so that a
 --     popular track is never lost behind the alphabet.
--- KEYS [1] records [2] terms [3] postings [4] prefixes [5] titles [6] plays.
--- ARGV [1] limit [2] scan [3] top [4] the query's words joined by spaces [5...] its distinct
--- words. Reply: id, record, plays, ... (at most `limit` tracks), then the number of index
--- entries of the rarest word.
+-- KEYS [1] records [2] terms [3] postings [4] prefixes [5] titles [6] plays [7] version
+-- [8] played. ARGV [1] limit [2] scan [3] top [4] the query's words joined by spaces [5...]
+-- its distinct words. Reply: the catalogue's version and played counters (what a node
+-- caches the answer by), then id, record, plays, ... (at most `limit` tracks), then the
+-- number of index entries of the rarest word.
 local function search(keys, args)
   local limit, scan, top, phrase = tonumber(args[1]), tonumber(args[2]), tonumber(args[3]), args[4]
   local rarest, fewest = nil, nil
+  local state = redis.call('MGET', keys[7], keys[8])
+  local out = {state[1] or '0', state[2] or '0'}
   local counts = redis.call('HMGET', keys[4], unpack(args, 5))
   for i = 5, #args do
     local n = tonumber(counts[i - 4]) or 0
-    if n == 0 then return {0} end
+    if n == 0 then
+      out[3] = 0
+      return out
+    end
     if fewest == nil or n < fewest then rarest, fewest = args[i], n end
   end
   local others, every = {}, {}
@@ -456,7 +463,6 @@ local function search(keys, args)
     end
     if #chosen >= limit then break end
   end
-  local out = {}
   if #chosen > 0 then
     local missing = {}
     for _, id in ipairs(chosen) do
@@ -470,7 +476,7 @@ local function search(keys, args)
       if records[id] then
         out[#out + 1] = id
         out[#out + 1] = records[id]
-        out[#out + 1] = string.format('%d', plays[id] or 0)
+        out[#out + 1] = plays[id] or 0
       end
     end
   end
@@ -504,10 +510,11 @@ local function lock(keys, args)
   return 1
 end
 
--- A catalogue track started playing. KEYS [1] records [2] plays. ARGV [1] id.
+-- A catalogue track started playing. KEYS [1] records [2] plays [3] played. ARGV [1] id.
 -- Reply: its times played, or 0 for a track that is not in the catalogue.
 local function played(keys, args)
   if redis.call('HEXISTS', keys[1], args[1]) == 0 then return 0 end
+  redis.call('INCR', keys[3])
   return redis.call('ZINCRBY', keys[2], 1, args[1])
 end
 
