@@ -375,25 +375,32 @@ local function search(keys, args)
     local chunk = math.min(scan - offset, #others > 0 and 2 * limit or wanted - #ids + #titled)
     local found = read(chunk)
     offset = offset + #found
+    -- (an id is marked only once it matches: most candidates do not)
     local fresh = {}
-    for _, id in ipairs(found) do
-      if not tier[id] then
-        tier[id] = 3
-        fresh[#fresh + 1] = id
-      end
+    for i = 1, #found do
+      if not tier[found[i]] then fresh[#fresh + 1] = found[i] end
     end
     if #others > 0 and #fresh > 0 then
       local got = redis.call('HMGET', keys[1], unpack(fresh))
-      for i, id in ipairs(fresh) do
-        if got[i] and matches(got[i], others) then
-          records[id] = got[i]
-          ids[#ids + 1] = id
-        else
-          tier[id] = nil
+      for i = 1, #fresh do
+        local record = got[i]
+        if record and matches(record, others) then
+          local id = fresh[i]
+          if not tier[id] then
+            tier[id] = 3
+            records[id] = record
+            ids[#ids + 1] = id
+          end
         end
       end
     else
-      for _, id in ipairs(fresh) do ids[#ids + 1] = id end
+      for i = 1, #fresh do
+        local id = fresh[i]
+        if not tier[id] then
+          tier[id] = 3
+          ids[#ids + 1] = id
+        end
+      end
     end
     if #found < chunk then break end
     if offset >= scan then broad = true end
