@@ -297,9 +297,13 @@ local function entries(keys, prefix)
     local out = {}
     while #out < n do
       if list and pos < #list then
-        local stop = string.find(list, SP, pos + 1, true)
-        out[#out + 1] = string.sub(list, pos + 1, stop - 1)
-        pos = stop
+        local need = n - #out
+        for id in string.gmatch(pos == 1 and list or string.sub(list, pos), '[^ ]+') do
+          out[#out + 1] = id
+          pos = pos + #id + 1
+          need = need - 1
+          if need == 0 then break end
+        end
       elseif at <= #lists then
         list, pos = lists[at], 1
         at = at + 1
