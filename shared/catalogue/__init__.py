@@ -159,8 +159,8 @@ class Found(NamedTuple):
 
 
 class Cached(NamedTuple):
-    version: int  # the catalogue's, and its plays' (keys.CATALOGUE.played), when read
-    played: int
+    version: int  # the catalogue's version when read
+    played: int  # and its plays counter (keys.CATALOGUE.played)
     read_at: float
     found: Found
     # each track's indexed words when the answer is complete: it holds every match
@@ -212,9 +212,9 @@ class Catalogue:
 
     Searches are cached by the node. A cached answer is used while the catalogue's version
     is the one it was read at (so an import shows at once) and, for times played, while no
-    play was counted since or for FRESH seconds after (so plays show within FRESH seconds);
-    KEEP seconds at most. One MGET of both counters checks it. People type the same few
-    letters first, and those broad searches cost Redis the most."""
+    play was counted since it was read, or for its first FRESH seconds (so a play shows
+    within FRESH seconds); KEEP seconds at most. One MGET of both counters checks it.
+    People type the same few letters first, and those broad searches cost Redis the most."""
 
     def __init__(self, redis: Client, clock: Callable[[], float] = time.monotonic,
                  cached: int = CACHED):
