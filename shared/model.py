@@ -23,6 +23,7 @@ from functools import lru_cache
 from typing import Any
 
 SEP = "\x1f"
+RS = "\x1e"  # between the fields of a function's success, as published (shared.replies)
 SEQ_WIDTH = 12  # a queue member is the zero-padded add sequence number, then the id
 ROUND = 2**33  # order "fair": a track in round r has the score r * ROUND - votes
 

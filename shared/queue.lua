@@ -215,6 +215,16 @@ local function host_step(keys, args)
   return replay(keys, args) or host_refusal(keys[13], who(keys[13], args[3]))
 end
 
+-- owned holds each guest's queued tracks always, and those added without a guest token
+-- (owner '') only while the order is fair, the one thing that needs them.
+local function owns(owner, fair)
+  return owner ~= '' or fair
+end
+
+local function drop_anonymous(owned)
+  redis.call('ZREMRANGEBYLEX', owned, '[\0', '[\0\255')
+end
+
 -- A queued track's ballots go with it (played, removed or banned): its range in voted,
 -- and a guest's ballot from byvoter.
 local function drop_ballots(ballots, voted, byvoter, member)
@@ -295,7 +305,7 @@ local function advance(keys, limit, s, now)
     redis.call('HDEL', keys[2], id)
     drop_ballots(keys[5], keys[6], keys[15], member)
     local fields, owner, name = parts(record)
-    if owner ~= '' or s.fair then redis.call('ZREM', keys[14], owner .. '\0' .. member) end
+    if owns(owner, s.fair) then redis.call('ZREM', keys[14], owner .. '\0' .. member) end
     if s.fair and rerank(keys[1], keys[14], owner) then s.moved = true end
     entry = id .. US .. fields .. US .. string.format('%d', votes_of(popped[2])) .. US .. now
     flags = ''
@@ -399,7 +409,7 @@ local function add(keys, args)
   end
   local member = seq .. id
   redis.call('ZADD', keys[1], 0, member)
-  if owner ~= '' or v[6] == 'fair' then redis.call('ZADD', keys[10], 0, owner .. '\0' .. member) end
+  if owns(owner, v[6] == 'fair') then redis.call('ZADD', keys[10], 0, owner .. '\0' .. member) end
   local score, moved = '0', false
   if v[6] == 'fair' then
     moved = rerank(keys[1], keys[10], owner, member)
@@ -431,7 +441,7 @@ local function remove(keys, args)
   drop_ballots(keys[5], keys[6], keys[9], member)
   local _, owner = parts(record)
   local fair = redis.call('HGET', keys[10], 'order') == 'fair'
-  if owner ~= '' or fair then redis.call('ZREM', keys[8], owner .. '\0' .. member) end
+  if owns(owner, fair) then redis.call('ZREM', keys[8], owner .. '\0' .. member) end
   local moved = fair and rerank(keys[1], keys[8], owner)
   return finish(keys, args, 'remove', {id, score, record}, nil, moved)
 end
@@ -591,7 +601,7 @@ end
 -- Order "fair": every owner's tracks ranked into rounds, those added without a guest token
 -- (owner '') entered in owned first (they are kept there only while the order is fair).
 local function rescore_fair(queue, tracks, owned)
-  redis.call('ZREMRANGEBYLEX', owned, '[\0', '[\0\255')  -- (any left by an older release)
+  drop_anonymous(owned)  -- (any left by an older release)
   local members = redis.call('ZRANGE', queue, 0, -1)
   for first = 1, #members, 1000 do
     local last = math.min(first + 999, #members)
@@ -633,7 +643,7 @@ local function configure(keys, args)
       rescore_fair(keys[1], keys[2], keys[14])
     else
       rescore_by_votes(keys[1])
-      redis.call('ZREMRANGEBYLEX', keys[14], '[\0', '[\0\255')  -- owner '': fair order's only
+      drop_anonymous(keys[14])
     end
   end
   local _, _, due = clock(keys[7], keys[11], s, now)

@@ -29,6 +29,7 @@ from .catalogue import count_play
 from .config import Settings
 from .errors import TrackNotFound
 from .model import (
+    RS,
     SEQ_WIDTH,
     Change,
     NowPlaying,
@@ -39,7 +40,7 @@ from .model import (
     played_track,
     queued_track,
 )
-from .replies import RS, Placed, Reply, parse, placed, refusal, settings_of
+from .replies import Placed, Reply, parse, placed, refusal, settings_of
 from .store.client import Client
 from .validation import NewTrack
 

@@ -11,9 +11,8 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from . import errors
-from .model import SEP, SEQ_WIDTH, Change, NowPlaying, Track, now_playing, queued_track
+from .model import RS, SEP, SEQ_WIDTH, Change, NowPlaying, Track, now_playing, queued_track
 
-RS = "\x1e"
 # how many payload fields each kind of change has
 WIDTH = {"add": 3, "remove": 3, "vote": 3, "play": 2, "pause": 2, "resume": 2, "skip": 2,
          "settings": 1, "clear": 0, "ban": 1, "unban": 1}

@@ -20,12 +20,12 @@ from typing import Any
 import hiredis
 
 from ..errors import StoreUnavailable
+from ..model import RS
 from ..stats import StoreStats
 from .address import Address
 from .pipe import Command, Connection
 
 ReplyError = hiredis.ReplyError
-RS = "\x1e"
 JOINED = "ok" + RS  # a function's success as one string: its fields joined with RS
 # Error replies that mean "Redis cannot serve right now", not "this command is wrong".
 TRANSIENT = ("LOADING", "BUSY", "OOM", "MISCONF", "READONLY", "MASTERDOWN", "TRYAGAIN",
