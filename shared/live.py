@@ -155,7 +155,8 @@ class Listener:
     async def get(self, timeout: float | None = None) -> Event | str | None:
         """The next Event, RESYNC, END or BANNED; None when ``timeout`` passes first."""
         try:
-            return await asyncio.wait_for(self.queue.get(), timeout)
+            async with asyncio.timeout(timeout):
+                return await self.queue.get()
         except TimeoutError:
             return None
 
@@ -287,7 +288,8 @@ class Live:
             if remaining <= 0 or self._feeds.get(room) is not feed:
                 return None
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(feed.advanced.wait(), remaining)
+                async with asyncio.timeout(remaining):
+                    await feed.advanced.wait()
         if view.version == version - 1:
             if not view.apply(reply):
                 self._resync(feed)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import threading
 import time
 import unittest
 
@@ -10,6 +12,7 @@ from shared import errors, functions, keys, store
 from shared.config import Settings
 from shared.live import Event, Live
 from shared.queue import Queue
+from shared.store import pubsub
 from shared.validation import NewTrack
 
 from .cluster import Cluster, free_port
@@ -425,3 +428,55 @@ class Store(CoreTest):
         self.assertEqual(sorted(history), sorted(played))
         self.assertEqual((await self.q.metadata(self.room, "a")).votes, 500)
         self.assertEqual(history[-1], "a")  # 500 votes put it first
+
+
+
+class Subscription(unittest.TestCase):
+    def test_closing_while_messages_pour_in_ends_the_subscription(self):
+        # Python 3.11's asyncio.wait_for returned a read that finished in the same turn as
+        # the cancel, and dropped the cancel: the reader read on forever, and a node
+        # stopped under load never finished its shutdown. The closes run on an event loop
+        # of their own, in a thread, so that a stuck one fails the test instead of hanging.
+        channel = keys.events_channel("flood")
+        pouring = threading.Event()
+        closed: list[int] = []
+
+        def flood() -> None:
+            command = pubsub.command_bytes("SPUBLISH", channel, "x" * 200) * 50
+            with socket.create_connection(("127.0.0.1", redis_cluster.redis_port)) as sock:
+                sock.settimeout(5)
+                sent = 0
+                while pouring.is_set() and sent < 5_000_000:
+                    sock.sendall(command)
+                    sock.recv(1 << 16)  # its replies, so Redis never waits on a full buffer
+                    sent += 50
+
+        async def open_and_close() -> None:
+            redis = store.connect(Settings(redis_url=redis_cluster.redis_url))
+            for attempt in range(30):
+                received = asyncio.Event()
+                subscription = store.subscriber(redis, lambda c, p, got=received: got.set(),
+                                                lambda channels: None)
+                if not await subscription.subscribe(channel):
+                    raise AssertionError("Redis did not confirm the subscription")
+                async with asyncio.timeout(5):
+                    await received.wait()
+                for _ in range(attempt % 6):  # land the close at different points of a read
+                    await asyncio.sleep(0)
+                await subscription.close()
+                closed.append(attempt)
+            await redis.aclose()
+
+        pouring.set()
+        pourer = threading.Thread(target=flood)
+        pourer.start()
+        closer = threading.Thread(target=asyncio.run, args=(open_and_close(),), daemon=True)
+        try:
+            closer.start()
+            closer.join(60)  # a tenth of that on this machine
+        finally:
+            pouring.clear()
+            pourer.join(10)
+        self.assertFalse(closer.is_alive(),
+                         f"close() did not return: {len(closed)} of 30 subscriptions closed")
+        self.assertEqual(len(closed), 30)

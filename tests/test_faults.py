@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -168,7 +169,10 @@ class Shutdown(unittest.TestCase):
             node = cluster.rest[0]
             run_clients(work, clients=10, seconds=6, at=1.5,
                         fault=lambda: node.signal(signal.SIGTERM))
-            node.popen.wait(15)
+            try:
+                node.popen.wait(15)
+            except subprocess.TimeoutExpired:
+                self.fail(f"the node was still running 15 s after its load ended:\n{node.tail()}")
             # uvicorn re-raises the SIGTERM it handled once it has shut down gracefully
             self.assertIn(node.popen.returncode, (0, -signal.SIGTERM), node.tail())
             self.assertEqual({status for _, status in statuses}, {200}, statuses)

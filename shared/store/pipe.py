@@ -239,7 +239,8 @@ class Connection:
             else:
                 opened = loop.create_connection(lambda: _Protocol(self), address.host,
                                                 address.port, ssl=address.ssl())
-            _, protocol = await asyncio.wait_for(opened, self.timeout)
+            async with asyncio.timeout(self.timeout):
+                _, protocol = await opened
             await self._handshake(protocol)
         except (TimeoutError, OSError, ReplyError, StoreUnavailable) as exc:
             self._failed_at = time.monotonic()
@@ -258,7 +259,8 @@ class Connection:
         for step in self.address.greeting():
             future = loop.create_future()
             protocol.send(hiredis.pack_command(step), future)
-            reply = await asyncio.wait_for(future, self.timeout)
+            async with asyncio.timeout(self.timeout):
+                reply = await future
             if type(reply) is ReplyError:
                 protocol.transport.close()
                 raise reply

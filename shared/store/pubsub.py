@@ -84,7 +84,8 @@ class Subscriber:
             self._send(command_bytes("SSUBSCRIBE", channel))
         if not confirmed.done():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(confirmed), SUBSCRIBE_WAIT)
+                async with asyncio.timeout(SUBSCRIBE_WAIT):
+                    await asyncio.shield(confirmed)
         return confirmed.done()
 
     def unsubscribe(self, channel: str) -> None:
@@ -114,12 +115,14 @@ class Subscriber:
         self._leaving.clear()
 
     async def _connect(self) -> asyncio.StreamReader:
-        reader, writer = await asyncio.wait_for(self._address.open_connection(), self._timeout)
+        async with asyncio.timeout(self._timeout):
+            reader, writer = await self._address.open_connection()
         for step in self._address.greeting():
             writer.write(command_bytes(*map(str, step)))
             parser = hiredis.Reader()
             while (reply := parser.gets()) is False:
-                data = await asyncio.wait_for(reader.read(4096), self._timeout)
+                async with asyncio.timeout(self._timeout):
+                    data = await reader.read(4096)
                 if not data:
                     raise ConnectionError(f"closed during {step[0]}")
                 parser.feed(data)
@@ -161,7 +164,8 @@ class Subscriber:
         pinged = False
         while True:
             try:
-                data = await asyncio.wait_for(reader.read(1 << 16), PING_EVERY)
+                async with asyncio.timeout(PING_EVERY):
+                    data = await reader.read(1 << 16)
             except TimeoutError:
                 if pinged:
                     raise ConnectionError("no answer to PING") from None

@@ -83,7 +83,8 @@ class Sentinel(Client):
         if self._finding is None or self._finding.done():
             self._finding = asyncio.ensure_future(self._search())
         try:
-            return await asyncio.wait_for(asyncio.shield(self._finding), self.timeout)
+            async with asyncio.timeout(self.timeout):
+                return await asyncio.shield(self._finding)
         except TimeoutError:
             raise StoreUnavailable("no primary found through Sentinel yet") from None
 
@@ -146,8 +147,8 @@ class Sentinel(Client):
         while not self._closed:
             for sentinel in self.sentinels:
                 try:
-                    reader, writer = await asyncio.wait_for(sentinel.open_connection(),
-                                                            self.timeout)
+                    async with asyncio.timeout(self.timeout):
+                        reader, writer = await sentinel.open_connection()
                 except (TimeoutError, OSError):
                     continue
                 writer.write(command_bytes("SUBSCRIBE", "+switch-master"))
