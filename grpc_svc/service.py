@@ -241,8 +241,11 @@ class QueueServicer:
         limit = validation.bounded("limit", request.limit, 0, validation.MAX_RESULTS)
         found = await self.catalogue.search(validation.search_query(request.query),
                                             limit or validation.DEFAULT_RESULTS)
-        return pb.CatalogueResult(tracks=[catalogue_pb(t) for t in found.tracks]
-                                  ).SerializeToString()
+        answer: bytes | None = found.rendered.get("grpc")
+        if answer is None:
+            answer = found.rendered["grpc"] = pb.CatalogueResult(
+                tracks=[catalogue_pb(t) for t in found.tracks]).SerializeToString()
+        return answer
 
     async def GetCatalogueTrack(self, request: pb.TrackId, context: Context) -> bytes:
         track = await self.catalogue.track(validation.track_id(request.id))

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from shared import validation
 from shared.catalogue import Catalogue, CatalogueTrack
 
-from .http import JSONResponse, dumps, rest_id
+from .http import JSONResponse, dumps, query_params, rest_id
 
 
 def catalogue_of(request: Request) -> Catalogue:
@@ -37,14 +37,16 @@ def track_bytes(track: CatalogueTrack) -> bytes:
 
 
 async def search(request: Request) -> Response:
-    params = request.query_params
+    params = query_params(request)
     limit = validation.query_int("limit", params.get("limit"), validation.DEFAULT_RESULTS, 1,
                                  validation.MAX_RESULTS)
     assert limit is not None
     query = validation.search_query(params.get("q"))
     found = await catalogue_of(request).search(query, limit)
-    return JSONResponse(b'{"query":%s,"tracks":[%s]}' % (
-        dumps(query), b",".join([track_bytes(t) for t in found.tracks])))
+    tracks: bytes | None = found.rendered.get("rest")
+    if tracks is None:
+        tracks = found.rendered["rest"] = b",".join([track_bytes(t) for t in found.tracks])
+    return JSONResponse(b'{"query":%s,"tracks":[%s]}' % (dumps(query), tracks))
 
 
 async def track(request: Request) -> Response:

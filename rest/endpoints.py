@@ -13,7 +13,7 @@ from shared.queue import Queue
 
 from . import live
 from .catalogue import catalogue_of
-from .http import JSONResponse, json_body, track_bytes, tracks_bytes
+from .http import JSONResponse, json_body, query_params, track_bytes, tracks_bytes
 
 
 def room_of(request: Request) -> str:
@@ -28,7 +28,7 @@ def queue_of(request: Request) -> Queue:
 
 def head_of(request: Request) -> int:
     return validation.head_size(validation.query_int(
-        "head", request.query_params.get("head"), None, 0, validation.MAX_HEAD))
+        "head", query_params(request).get("head"), None, 0, validation.MAX_HEAD))
 
 
 def idempotency_key(request: Request) -> str | None:
@@ -36,7 +36,7 @@ def idempotency_key(request: Request) -> str | None:
 
 
 def page_of(request: Request) -> tuple[int, int | None]:
-    params = request.query_params
+    params = query_params(request)
     offset = validation.query_int("offset", params.get("offset"), 0, 0)
     return offset or 0, validation.query_int("limit", params.get("limit"), None, 1)
 
@@ -66,8 +66,8 @@ async def add_track(request: Request) -> Response:
 
 
 async def remove_track(request: Request) -> Response:
-    body = await json_body(request, required="id" not in request.query_params)
-    track_id = validation.track_id(request.query_params.get("id", body.get("id")))
+    body = await json_body(request, required="id" not in query_params(request))
+    track_id = validation.track_id(query_params(request).get("id", body.get("id")))
     change = await queue_of(request).remove(room_of(request), track_id, head=head_of(request),
                                             idempotency_key=idempotency_key(request),
                                             authorization=authorization(request))
@@ -75,7 +75,7 @@ async def remove_track(request: Request) -> Response:
 
 
 async def vote(request: Request) -> Response:
-    params = request.query_params
+    params = query_params(request)
     body = await json_body(request, required=False)
     track_id = validation.track_id(params.get("id", body.get("id")))
     up = validation.up(params.get("up", body.get("up")))

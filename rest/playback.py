@@ -12,7 +12,7 @@ from shared.model import NowPlaying
 from shared.playback import Playback
 
 from .endpoints import authorization, head_of, idempotency_key, queue_of, room_of
-from .http import JSONResponse, dumps, json_body, now_bytes
+from .http import JSONResponse, dumps, json_body, now_bytes, query_params
 
 
 def playback_of(request: Request) -> Playback:
@@ -55,7 +55,7 @@ async def resume(request: Request) -> Response:
 async def skip(request: Request) -> Response:
     body = await json_body(request, required=False)
     given = authorization(request)
-    voter = validation.voter(request.query_params.get("voter", body.get("voter")),
+    voter = validation.voter(query_params(request).get("voter", body.get("voter")),
                              given is None, "to skip (one skip vote per voter per play), or "
                                             "send a guest token")
     change = await playback_of(request).skip(room_of(request), voter,

@@ -249,6 +249,11 @@ class CatalogueSearch(CatalogueCase):
         self.assertEqual(self.ids(f"strasse {t}"), ["strasse"])  # ß is ss
         self.assertEqual(self.ids(f"cafe {t}"), ["cafe"])
         self.assertEqual(self.ids(f"CAFÉ {t}"), ["cafe"])
+        # one kept answer for both spellings, each echoed as it was typed
+        for typed in (f"Café {t}", f"cafe {t.upper()}"):
+            reply = self.http.get("/catalogue/search?" + urllib.parse.urlencode({"q": typed}))
+            self.assertEqual(reply.json()["query"], typed)
+            self.assertEqual([x["title"] for x in reply.json()["tracks"]], [f"Café {t}"])
 
     def test_punctuation_apostrophes_and_initials(self):
         t = self.t

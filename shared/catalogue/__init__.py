@@ -156,6 +156,9 @@ async def count_play(redis: Client, track_id: str) -> None:
 class Found(NamedTuple):
     tracks: list[CatalogueTrack]
     entries: int  # index entries of the query's rarest word: more than SCAN, a broad query
+    # what each front door made of the tracks, kept with the answer (a kept answer is
+    # rendered once): never change a Found's tracks
+    rendered: dict[str, Any]
 
 
 class Cached(NamedTuple):
@@ -185,7 +188,7 @@ def narrow(cached: Cached, typed: Sequence[str], counts: Sequence[int], limit: i
     distinct = list(dict.fromkeys(typed))
     fewest = min(counts)
     if fewest == 0:
-        return cached._replace(found=Found([], 0), words=[])
+        return cached._replace(found=Found([], 0, {}), words=[])
     rarest = distinct[counts.index(fewest)]
     phrase = " ".join(typed)
     ranked: dict[int, list[Row]] = {1: [], 2: [], 3: []}
@@ -204,7 +207,8 @@ def narrow(cached: Cached, typed: Sequence[str], counts: Sequence[int], limit: i
         best += sorted((r for r in rows if r[1].plays), key=lambda r: (-r[1].plays, r[0]))
         best += sorted((r for r in rows if not r[1].plays), key=lambda r: r[0])
     best = best[:limit]
-    return cached._replace(found=Found([r[1] for r in best], fewest), words=[r[2] for r in best])
+    return cached._replace(found=Found([r[1] for r in best], fewest, {}),
+                           words=[r[2] for r in best])
 
 
 class Catalogue:
@@ -253,7 +257,7 @@ class Catalogue:
                      key[0], *dict.fromkeys(typed)), read_only=True)
         rows = range(2, len(reply) - 1, 3)
         found = Found([decode(reply[i], reply[i + 1], reply[i + 2]) for i in rows],
-                      int(reply[-1]))
+                      int(reply[-1]), {})
         return self._keep(key, Cached(
             int(reply[0]), int(reply[1]), now, found,
             [indexed(reply[i + 1]) for i in rows] if complete(found, limit) else None))
