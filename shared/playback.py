@@ -23,7 +23,6 @@ moves on once (its next track starts then), not once per track it would have pla
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Callable, Mapping
@@ -139,8 +138,7 @@ class Schedule:
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait([self._task])  # a cancel of this close still propagates
 
     async def _run(self) -> None:
         await asyncio.sleep(random.uniform(0, LOOK_EVERY))  # nodes look at different times

@@ -97,8 +97,11 @@ class Subscriber:
         self._closed = True
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+            # its end (asyncio.wait neither raises what it raised nor swallows a cancel of
+            # this close)
+            await asyncio.wait([self._task])
+            if not self._task.cancelled() and self._task.exception() is not None:
+                log.warning("events: the subscriber had failed: %r", self._task.exception())
         self._drop_connection()
 
     # -- the connection ---------------------------------------------------------------
