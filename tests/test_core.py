@@ -480,3 +480,29 @@ class Subscription(unittest.TestCase):
         self.assertFalse(closer.is_alive(),
                          f"close() did not return: {len(closed)} of 30 subscriptions closed")
         self.assertEqual(len(closed), 30)
+
+    def test_a_refused_password_leaves_no_connection_open(self):
+        # the subscriber tries again every RECONNECT_DELAY; a refused connection was left
+        # open (until garbage collected, and the last one for good)
+        def clients() -> int:
+            with socket.create_connection(("127.0.0.1", redis_cluster.redis_port)) as sock:
+                sock.sendall(pubsub.command_bytes("INFO", "clients"))
+                sock.settimeout(5)
+                info = sock.recv(1 << 16).decode()
+            return int(info.split("connected_clients:")[1].split()[0])
+
+        async def refused() -> bool:
+            settings = Settings(redis_url=f"redis://:wrong@127.0.0.1:{redis_cluster.redis_port}/0")
+            redis = store.connect(settings)
+            subscription = store.subscriber(redis, lambda c, p: None, lambda channels: None)
+            confirmed = await subscription.subscribe(keys.events_channel("refused"))  # ~2 s
+            await subscription.close()
+            await redis.aclose()
+            return confirmed
+
+        before = clients()
+        self.assertFalse(asyncio.run(refused()))
+        deadline = time.monotonic() + 5  # Redis sees the last close soon after
+        while (now := clients()) != before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(now, before, "connections left open to Redis")

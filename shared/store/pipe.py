@@ -256,14 +256,17 @@ class Connection:
 
     async def _handshake(self, protocol: _Protocol) -> None:
         loop = asyncio.get_running_loop()
-        for step in self.address.greeting():
-            future = loop.create_future()
-            protocol.send(hiredis.pack_command(step), future)
-            async with asyncio.timeout(self.timeout):
-                reply = await future
-            if type(reply) is ReplyError:
-                protocol.transport.close()
-                raise reply
+        try:
+            for step in self.address.greeting():
+                future = loop.create_future()
+                protocol.send(hiredis.pack_command(step), future)
+                async with asyncio.timeout(self.timeout):
+                    reply = await future
+                if type(reply) is ReplyError:
+                    raise reply
+        except BaseException:
+            protocol.transport.close()  # refused or timed out: not left open
+            raise
 
     def _forget(self, protocol: _Protocol) -> None:
         if self._protocol is protocol:

@@ -120,17 +120,21 @@ class Subscriber:
     async def _connect(self) -> asyncio.StreamReader:
         async with asyncio.timeout(self._timeout):
             reader, writer = await self._address.open_connection()
-        for step in self._address.greeting():
-            writer.write(command_bytes(*map(str, step)))
-            parser = hiredis.Reader()
-            while (reply := parser.gets()) is False:
-                async with asyncio.timeout(self._timeout):
-                    data = await reader.read(4096)
-                if not data:
-                    raise ConnectionError(f"closed during {step[0]}")
-                parser.feed(data)
-            if isinstance(reply, hiredis.ReplyError):
-                raise ConnectionError(f"{step[0]} refused: {reply}")
+        try:
+            for step in self._address.greeting():
+                writer.write(command_bytes(*map(str, step)))
+                parser = hiredis.Reader()
+                while (reply := parser.gets()) is False:
+                    async with asyncio.timeout(self._timeout):
+                        data = await reader.read(4096)
+                    if not data:
+                        raise ConnectionError(f"closed during {step[0]}")
+                    parser.feed(data)
+                if isinstance(reply, hiredis.ReplyError):
+                    raise ConnectionError(f"{step[0]} refused: {reply}")
+        except BaseException:
+            writer.close()  # a refused password is retried every RECONNECT_DELAY
+            raise
         self._writer = writer
         if self._channels:
             writer.write(command_bytes("SSUBSCRIBE", *self._channels))
@@ -155,6 +159,8 @@ class Subscriber:
                 await self._read(reader)
             except (TimeoutError, OSError, ConnectionError) as exc:
                 log.warning("events: subscription lost (%s)", exc)
+            except Exception:  # bytes hiredis cannot parse, a failing callback: connect again
+                log.exception("events: subscription dropped")
             self._drop_connection()
             loop = asyncio.get_running_loop()
             for channel, confirmed in self._channels.items():
