@@ -23,7 +23,7 @@ from google.protobuf.message import DecodeError, Message
 
 from proto import queue_pb2 as pb
 from shared import errors, validation
-from shared.catalogue import Catalogue, CatalogueTrack
+from shared.catalogue import RENDERED, Catalogue, CatalogueTrack
 from shared.config import Settings
 from shared.live import Live, follow
 from shared.logs import REQUEST_ID, access, log_access, new_id, sane
@@ -243,8 +243,10 @@ class QueueServicer:
                                             limit or validation.DEFAULT_RESULTS)
         answer: bytes | None = found.rendered.get("grpc")
         if answer is None:
-            answer = found.rendered["grpc"] = pb.CatalogueResult(
+            answer = pb.CatalogueResult(
                 tracks=[catalogue_pb(t) for t in found.tracks]).SerializeToString()
+            if len(answer) <= RENDERED:
+                found.rendered["grpc"] = answer
         return answer
 
     async def GetCatalogueTrack(self, request: pb.TrackId, context: Context) -> bytes:

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from shared import validation
-from shared.catalogue import Catalogue, CatalogueTrack
+from shared.catalogue import RENDERED, Catalogue, CatalogueTrack
 
 from .http import JSONResponse, dumps, query_params, rest_id
 
@@ -45,7 +45,9 @@ async def search(request: Request) -> Response:
     found = await catalogue_of(request).search(query, limit)
     tracks: bytes | None = found.rendered.get("rest")
     if tracks is None:
-        tracks = found.rendered["rest"] = b",".join([track_bytes(t) for t in found.tracks])
+        tracks = b",".join([track_bytes(t) for t in found.tracks])
+        if len(tracks) <= RENDERED:
+            found.rendered["rest"] = tracks
     return JSONResponse(b'{"query":%s,"tracks":[%s]}' % (dumps(query), tracks))
 
 

@@ -20,19 +20,20 @@ from shared.model import NowPlaying, Track, iso_time
 
 log = logging.getLogger("rest")
 
-CACHED_QUERY = 256  # bytes: a query string up to this long is parsed once per node (below)
+CACHED_QUERY = 128  # bytes: a query string up to this long is parsed once per node (below)
 
 
 def query_params(request: Request) -> QueryParams:
     """The request's query parameters, as ``request.query_params`` has them. Clients send
     the same few query strings again and again (a queue's ``limit``, the letters everyone
     types first), and parsing one took 14 us, about a twelfth of a search's time on the
-    node: short ones are parsed once (QueryParams is immutable, so it can be shared)."""
+    node: short ones are parsed once (QueryParams is immutable, so it can be shared), 1,024
+    of them at most (a few MB however they are made)."""
     raw: bytes = request.scope["query_string"]
     return _parsed(raw) if len(raw) <= CACHED_QUERY else QueryParams(raw)
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1024)
 def _parsed(raw: bytes) -> QueryParams:
     return QueryParams(raw)
 

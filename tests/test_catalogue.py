@@ -222,6 +222,7 @@ class CatalogueSearch(CatalogueCase):
             ("strasse", f"Straße {t}", "Kraftwerk", "Trans-Europa Express"),
             ("cafe", f"Café {t}", "Tacvba", "Re"),
             ("ndash", f"Don't Stop {t}", "R.E.M.", "Out of Time"),
+            ("compat", f"ＡＢＢＡ ℌits {t}", "ℂoral Band", ""),  # fullwidth, letters without case
         ]
         rows += [(f"n{i}", f"Filler {i} {t}", "Filler Band", "") for i in range(30)]
         directory = tempfile.mkdtemp(prefix="catalogue-")
@@ -249,6 +250,8 @@ class CatalogueSearch(CatalogueCase):
         self.assertEqual(self.ids(f"strasse {t}"), ["strasse"])  # ß is ss
         self.assertEqual(self.ids(f"cafe {t}"), ["cafe"])
         self.assertEqual(self.ids(f"CAFÉ {t}"), ["cafe"])
+        self.assertEqual(self.ids(f"abba hits coral band {t}"), ["compat"])
+        self.assertEqual(self.ids(f"ℂORAL ＨＩＴＳ {t}"), ["compat"])
         # one kept answer for both spellings, each echoed as it was typed
         for typed in (f"Café {t}", f"cafe {t.upper()}"):
             reply = self.http.get("/catalogue/search?" + urllib.parse.urlencode({"q": typed}))

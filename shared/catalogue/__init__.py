@@ -44,6 +44,7 @@ TOP = 50  # most played tracks a broad search considers too
 FRESH = 5.0  # seconds a node answers a search from its cache after a play was counted
 KEEP = 300.0  # seconds it does while nothing changed (a bound, should a play go uncounted)
 CACHED = 4096  # searches a node keeps
+RENDERED = 4096  # bytes: an answer's rendering up to this long is kept with it (Found)
 MAX_EXTRA = 20  # extra columns a track keeps
 CORE = frozenset({"id", "title", "artist", "album", "duration"})
 WORD = "\x1d"  # before each word of a record: in no text (control characters) nor JSON
@@ -156,8 +157,9 @@ async def count_play(redis: Client, track_id: str) -> None:
 class Found(NamedTuple):
     tracks: list[CatalogueTrack]
     entries: int  # index entries of the query's rarest word: more than SCAN, a broad query
-    # what each front door made of the tracks, kept with the answer (a kept answer is
-    # rendered once): never change a Found's tracks
+    # what each front door made of the tracks, kept with the answer when it is at most
+    # RENDERED bytes (a kept answer is rendered once; a node's cache grows by at most
+    # CACHED x RENDERED): never change a Found's tracks
     rendered: dict[str, Any]
 
 

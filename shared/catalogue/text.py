@@ -31,7 +31,8 @@ def fold(text: str) -> str:
     folded = text.casefold()
     if not folded.isascii():
         decomposed = unicodedata.normalize("NFKD", folded)
-        folded = "".join(c for c in decomposed if not unicodedata.combining(c))
+        # folded again: NFKD makes capitals of letters that have no case ("ℌ" -> "H")
+        folded = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
     folded = folded.translate(_TABLE)
     if "." in folded:
         folded = _INITIALS.sub(lambda m: m.group(0).replace(".", ""), folded)
