@@ -202,12 +202,15 @@ class Live:
         self._feeds: dict[str, Feed] = {}
         self._subscriber = store.subscriber(redis, self._message, self._restored)
         self._sweeper: asyncio.Task[None] | None = None
+        self._ending = False  # end_all was called: streams opened from now on end at once
 
     async def listen(self, room: str, guest: str | None = None) -> tuple[Listener, Snapshot]:
         feed = self._feeds.get(room)
         if feed is None:
             feed = self._feeds[room] = Feed(room)
         listener = Listener(room, guest)
+        if self._ending:  # a stream opened while the node drains: its client goes elsewhere
+            listener.queue.put_nowait(END)
         feed.listeners.add(listener)
         try:
             if not await self._subscriber.subscribe(keys.events_channel(room)):
@@ -351,7 +354,9 @@ class Live:
         return reply.change.version == view.version + 1 and view.apply(reply)
 
     def end_all(self) -> None:
-        """Tell every listener to finish (the node is stopping)."""
+        """Tell every listener to finish (the node is stopping), and every one that comes
+        later as soon as it has its snapshot."""
+        self._ending = True
         for feed in self._feeds.values():
             for listener in feed.listeners:
                 listener.queue.put_nowait(END)

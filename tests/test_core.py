@@ -10,7 +10,7 @@ import unittest
 
 from shared import errors, functions, keys, store
 from shared.config import Settings
-from shared.live import Event, Live
+from shared.live import END, Event, Live
 from shared.queue import Queue
 from shared.store import pubsub
 from shared.validation import NewTrack
@@ -304,6 +304,21 @@ class LiveHeads(CoreTest):
             await live.close()
 
 
+    async def test_a_stream_opened_while_the_node_stops_ends_after_its_snapshot(self):
+        # a node keeps answering for a while after SIGTERM; a stream opened then used to
+        # stay open until the shutdown's grace ran out
+        await self.q.add(self.room, song("a"))
+        live = Live(self.redis, self.q.placed_snapshot)
+        try:
+            async with live.listening(self.room) as (before, _):
+                live.end_all()
+                self.assertEqual(await before.get(5), END)
+                async with live.listening(self.room) as (after, snapshot):
+                    self.assertEqual([t.id for t in snapshot.head], ["a"])
+                    self.assertEqual(await after.get(5), END)
+        finally:
+            await live.close()
+
 class Limits(CoreTest):
     max_queue = 3
     history_limit = 2
@@ -428,7 +443,6 @@ class Store(CoreTest):
         self.assertEqual(sorted(history), sorted(played))
         self.assertEqual((await self.q.metadata(self.room, "a")).votes, 500)
         self.assertEqual(history[-1], "a")  # 500 votes put it first
-
 
 
 class Subscription(unittest.TestCase):
