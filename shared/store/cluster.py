@@ -164,12 +164,15 @@ class Cluster(Client):
         the seeds. One read at a time; callers meanwhile wait for it."""
         if self._refreshing is None:
             self._refreshing = asyncio.ensure_future(self._read_slots())
-        refreshing = self._refreshing
-        try:
-            await asyncio.shield(refreshing)
-        finally:
-            if refreshing.done() and self._refreshing is refreshing:
-                self._refreshing = None
+            # forgotten when it ends, even if every caller waiting for it was cancelled
+            self._refreshing.add_done_callback(self._refreshed)
+        await asyncio.shield(self._refreshing)
+
+    def _refreshed(self, task: asyncio.Future[None]) -> None:
+        if self._refreshing is task:
+            self._refreshing = None
+        if not task.cancelled():
+            task.exception()  # its callers were told; retrieved so that nothing is logged
 
     async def _read_slots(self) -> None:
         problems = []
@@ -310,5 +313,5 @@ class ShardedSubscriber:
     async def close(self) -> None:
         if self._watcher is not None:
             self._watcher.cancel()
-        for shard in self.shards.values():
+        for shard in list(self.shards.values()):  # (a slot's move may add one meanwhile)
             await shard.close()

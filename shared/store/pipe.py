@@ -224,11 +224,15 @@ class Connection:
             if time.monotonic() - self._failed_at < RECONNECT_PAUSE:
                 raise StoreUnavailable("no connection")
             self._connecting = asyncio.ensure_future(self._dial())
-        try:
-            return await asyncio.shield(self._connecting)
-        finally:
-            if self._connecting is not None and self._connecting.done():
-                self._connecting = None
+            # forgotten when it ends, even if every caller waiting for it was cancelled
+            self._connecting.add_done_callback(self._dialled_one)
+        return await asyncio.shield(self._connecting)
+
+    def _dialled_one(self, task: asyncio.Future[_Protocol]) -> None:
+        if self._connecting is task:
+            self._connecting = None
+        if not task.cancelled():
+            task.exception()  # its callers were told; retrieved so that nothing is logged
 
     async def _dial(self) -> _Protocol:
         loop = asyncio.get_running_loop()
