@@ -286,7 +286,9 @@ class ShardedSubscriber:
                 owner = await self._owner(channel)
             except StoreUnavailable:
                 continue  # the next look tries again
-            old = self.where[channel]
+            old = self.where.get(channel)
+            if old is None:
+                continue  # unsubscribed while the owner was looked up
             if owner != old or channel not in self._shard(old).channels:
                 if old in self.shards:
                     self.shards[old].unsubscribe(channel)
@@ -306,9 +308,11 @@ class ShardedSubscriber:
             if stuck:
                 try:
                     await self.cluster.refresh()
+                    await self._move(stuck)
                 except StoreUnavailable:
                     continue
-                await self._move(stuck)
+                except Exception:  # never let one bad look stop the watching
+                    log.exception("cluster: moving subscriptions failed")
 
     async def close(self) -> None:
         if self._watcher is not None:

@@ -25,7 +25,7 @@ from ..stats import StoreStats
 from .address import Address
 from .client import Client, ReplyError
 from .pipe import Command, Connection
-from .pubsub import Restored, Subscriber, command_bytes
+from .pubsub import PING_EVERY, Restored, Subscriber, command_bytes
 
 log = logging.getLogger("store")
 
@@ -153,8 +153,21 @@ class Sentinel(Client):
                     continue
                 writer.write(command_bytes("SUBSCRIBE", "+switch-master"))
                 parser = hiredis.Reader(encoding="utf-8")
+                pinged = False  # a sentinel that answers no PING is half gone: try the next
                 try:
-                    while data := await reader.read(1 << 16):
+                    while True:
+                        try:
+                            async with asyncio.timeout(PING_EVERY):
+                                data = await reader.read(1 << 16)
+                        except TimeoutError:
+                            if pinged:
+                                break
+                            writer.write(command_bytes("PING"))
+                            pinged = True
+                            continue
+                        if not data:
+                            break
+                        pinged = False
                         parser.feed(data)
                         while (reply := parser.gets()) is not False:
                             # ["message", "+switch-master", "<name> <old ip> <old port> ..."]
