@@ -212,8 +212,13 @@ class Connection:
         self._closed = True
         if self._watchdog is not None:
             self._watchdog.cancel()
-        if self._protocol is not None and self._protocol.transport is not None:
-            self._protocol.transport.close()
+        protocol = self._protocol
+        if protocol is not None and protocol.transport is not None:
+            # its callers are told at once (a close waits for the peer to take what is
+            # buffered, and without the watchdog nothing bounds that), and what was not
+            # sent yet is not sent
+            protocol.fail(StoreUnavailable("client closed"))
+            protocol.transport.abort()
 
     # -- connecting -------------------------------------------------------------------
 
