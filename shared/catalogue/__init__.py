@@ -246,12 +246,13 @@ class Catalogue:
         now = self._clock()
         cached = self._cache.get(key)
         if cached is not None:
-            if self._valid(cached, await self._redis.execute("MGET", k.version, k.played), now):
+            state = await self._redis.execute("MGET", k.version, k.played)
+            if self._valid(cached, state, self._clock()):  # (its age when the check is back)
                 return self._keep(key, cached)
         elif (wider := self._wider(key)) is not None:
             state, counts = await self._redis.transaction(
                 [("MGET", k.version, k.played), ("HMGET", k.prefixes, *dict.fromkeys(typed))])
-            if self._valid(wider, state, now):
+            if self._valid(wider, state, self._clock()):
                 return self._keep(key, narrow(wider, typed, [int(n or 0) for n in counts],
                                               limit))
         reply = await self._redis.fcall(
