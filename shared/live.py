@@ -328,9 +328,12 @@ class Live:
             await asyncio.shield(feed.reading)
         return feed.view.snapshot()
 
-    async def fresh(self, room: str) -> Snapshot:
-        """As ``current``, waiting while Redis is unreachable."""
+    async def fresh(self, room: str) -> Snapshot | None:
+        """As ``current``, waiting while Redis is unreachable; None once the node is
+        stopping (``end_all``): the stream ends instead."""
         while (feed := self._feeds.get(room)) is not None:
+            if self._ending:
+                return None
             try:
                 return await self.current(feed)
             except StoreUnavailable:
@@ -431,19 +434,21 @@ async def follow(live: Live, room: str, idle: float | None = None, guest: str | 
                 elif item is BANNED:
                     raise Banned()
                 elif item is RESYNC:
-                    snapshot = await live.fresh(room)
-                    version = snapshot.version
+                    if (anew := await live.fresh(room)) is None:
+                        return
+                    version = anew.version
                     stats.snapshots += 1
-                    yield snapshot
+                    yield anew
                 elif isinstance(item, Event) and item.change.version == version + 1:
                     version = item.change.version
                     stats.events += 1
                     yield item
                 elif isinstance(item, Event) and item.change.version > version:
                     # a gap (the node's view was read again meanwhile): never skip silently
-                    snapshot = await live.fresh(room)
-                    version = snapshot.version
+                    if (anew := await live.fresh(room)) is None:
+                        return
+                    version = anew.version
                     stats.snapshots += 1
-                    yield snapshot
+                    yield anew
         finally:
             stats.streams -= 1

@@ -10,7 +10,7 @@ import unittest
 
 from shared import errors, functions, keys, store
 from shared.config import Settings
-from shared.live import END, Event, Live
+from shared.live import END, Event, Live, follow
 from shared.queue import Queue
 from shared.store import pubsub
 from shared.validation import NewTrack
@@ -318,6 +318,30 @@ class LiveHeads(CoreTest):
                     self.assertEqual(await after.get(5), END)
         finally:
             await live.close()
+
+    async def test_a_stream_waiting_out_an_outage_ends_when_the_node_stops(self):
+        # after its subscription was restored, a stream takes a fresh snapshot, waiting
+        # while Redis cannot be read; the node stopping meanwhile used to go unheard
+        await self.q.add(self.room, song("a"))
+        unreachable = store.connect(Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0"))
+        reads = [self.q.placed_snapshot]
+        live = Live(self.redis, lambda room: reads[0](room))
+        stream = follow(live, self.room)
+        try:
+            self.assertEqual([t.id for t in (await anext(stream)).head], ["a"])
+            reads[0] = Queue(unreachable, self.settings).placed_snapshot  # Redis "away"
+            live._restored([keys.events_channel(self.room)])  # as after a reconnect
+            waiting = asyncio.ensure_future(anext(stream))
+            await asyncio.sleep(1)  # it tries, and waits to try again
+            self.assertFalse(waiting.done())
+            live.end_all()
+            with self.assertRaises(StopAsyncIteration):
+                async with asyncio.timeout(5):
+                    await waiting
+        finally:
+            await stream.aclose()
+            await live.close()
+            await unreachable.aclose()
 
 class Limits(CoreTest):
     max_queue = 3
