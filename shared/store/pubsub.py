@@ -46,6 +46,25 @@ def command_bytes(*parts: str | bytes) -> bytes:
 Restored = Callable[[Sequence[str]], None]
 
 
+async def next_data(reader: asyncio.StreamReader, ping: Callable[[], None]) -> bytes:
+    """The next bytes from ``reader``. After PING_EVERY of silence ``ping()`` is called (a
+    quiet channel is no dead one); ConnectionError after as long again without an answer
+    (a connection that is half gone), or when the server closed it."""
+    for pinged in (False, True):
+        try:
+            async with asyncio.timeout(PING_EVERY):
+                data = await reader.read(1 << 16)
+        except TimeoutError:
+            if pinged:
+                break
+            ping()
+            continue
+        if not data:
+            raise ConnectionError("closed by Redis")
+        return data
+    raise ConnectionError("no answer to PING")
+
+
 class Subscriber:
     def __init__(self, address: Address, timeout: float, on_message: Callable[[str, str], None],
                  on_restored: Restored, on_moved: Callable[[str], None] | None = None,
@@ -170,21 +189,8 @@ class Subscriber:
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
         parser = hiredis.Reader(encoding="utf-8")
-        pinged = False
         while True:
-            try:
-                async with asyncio.timeout(PING_EVERY):
-                    data = await reader.read(1 << 16)
-            except TimeoutError:
-                if pinged:
-                    raise ConnectionError("no answer to PING") from None
-                self._send(command_bytes("PING"))
-                pinged = True
-                continue
-            if not data:
-                raise ConnectionError("closed by Redis")
-            pinged = False
-            parser.feed(data)
+            parser.feed(await next_data(reader, lambda: self._send(command_bytes("PING"))))
             while (reply := parser.gets()) is not False:
                 self._dispatch(reply)
 

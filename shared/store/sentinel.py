@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -25,7 +26,7 @@ from ..stats import StoreStats
 from .address import Address
 from .client import Client, ReplyError
 from .pipe import Command, Connection
-from .pubsub import PING_EVERY, Restored, Subscriber, command_bytes
+from .pubsub import Restored, Subscriber, command_bytes, next_data
 
 log = logging.getLogger("store")
 
@@ -153,22 +154,10 @@ class Sentinel(Client):
                     continue
                 writer.write(command_bytes("SUBSCRIBE", "+switch-master"))
                 parser = hiredis.Reader(encoding="utf-8")
-                pinged = False  # a sentinel that answers no PING is half gone: try the next
+                ping = functools.partial(writer.write, command_bytes("PING"))
                 try:
-                    while True:
-                        try:
-                            async with asyncio.timeout(PING_EVERY):
-                                data = await reader.read(1 << 16)
-                        except TimeoutError:
-                            if pinged:
-                                break
-                            writer.write(command_bytes("PING"))
-                            pinged = True
-                            continue
-                        if not data:
-                            break
-                        pinged = False
-                        parser.feed(data)
+                    while True:  # (a sentinel that answers no PING is half gone: the next)
+                        parser.feed(await next_data(reader, ping))
                         while (reply := parser.gets()) is not False:
                             # ["message", "+switch-master", "<name> <old ip> <old port> ..."]
                             if (isinstance(reply, list) and reply[0] == "message"
