@@ -267,11 +267,25 @@ class Partition(unittest.TestCase):
         hosts.cut()
         cut_at = time.monotonic()
         time.sleep(CUT_FOR)
+        # the majority promotes the replica here; on a busy machine that can take longer
+        # (it did in CI once), and the cut lasts until it has happened
+        hosts.until(lambda: hosts.role(3) == "master", "the replica here to be promoted",
+                    timeout=30)
+        cut = time.monotonic() - cut_at
         during = {name: len(ids) - before[name] for name, ids in acknowledged.items()}
         hosts.heal()
         # the old primary rejoins as a replica of the promoted one
-        hosts.until(lambda: hosts.role(0) == "slave", "the old primary to rejoin as a replica",
-                    timeout=30)
+        try:
+            hosts.until(lambda: hosts.role(0) == "slave",
+                        "the old primary to rejoin as a replica", timeout=30)
+        except AssertionError as exc:
+            roles = []
+            for index in range(len(hosts.ports)):
+                try:
+                    roles.append(hosts.role(index))
+                except Exception as why:  # what it says is the diagnosis
+                    roles.append(repr(why))
+            raise AssertionError(f"{exc}; the Redis nodes' roles: {roles}") from None
         time.sleep(LOAD_AFTER)
         stop.set()
         for thread in threads:
@@ -286,12 +300,12 @@ class Partition(unittest.TestCase):
         self.assertEqual(statuses.get(500, 0), 0, statuses)
         self.assertEqual(hosts.role(3), "master", "the replica here was promoted")
         return {"before": before, "during": during, "lost": lost, "statuses": statuses,
-                "seconds": partitioned}
+                "seconds": partitioned, "cut": cut}
 
     def report(self, label: str, r: dict) -> None:
         sys.stderr.write(
             f"\n  measured: partition of a primary ({label}, cluster-node-timeout "
-            f"{NODE_TIMEOUT_MS} ms, cut {CUT_FOR:.0f} s): during the cut the node beside it "
+            f"{NODE_TIMEOUT_MS} ms, cut {r['cut']:.1f} s): during the cut the node beside it "
             f"had {r['during']['there']} adds acknowledged and the node with the majority "
             f"{r['during']['here']}; lost after the heal: {r['lost']['there']} of the node "
             f"beside it, {r['lost']['here']} of the other; answers {r['statuses']}\n")
