@@ -23,7 +23,7 @@ from google.protobuf.message import DecodeError, Message
 
 from proto import queue_pb2 as pb
 from shared import errors, validation
-from shared.catalogue import RENDERED, Catalogue, CatalogueTrack
+from shared.catalogue import Catalogue, CatalogueTrack
 from shared.config import Settings
 from shared.live import Live, follow
 from shared.logs import REQUEST_ID, access, log_access, new_id, sane
@@ -241,13 +241,8 @@ class QueueServicer:
         limit = validation.bounded("limit", request.limit, 0, validation.MAX_RESULTS)
         found = await self.catalogue.search(validation.search_query(request.query),
                                             limit or validation.DEFAULT_RESULTS)
-        answer: bytes | None = found.rendered.get("grpc")
-        if answer is None:
-            answer = pb.CatalogueResult(
-                tracks=[catalogue_pb(t) for t in found.tracks]).SerializeToString()
-            if len(answer) <= RENDERED:
-                found.rendered["grpc"] = answer
-        return answer
+        return found.rendered("grpc", lambda f: pb.CatalogueResult(
+            tracks=[catalogue_pb(t) for t in f.tracks]).SerializeToString())
 
     async def GetCatalogueTrack(self, request: pb.TrackId, context: Context) -> bytes:
         track = await self.catalogue.track(validation.track_id(request.id))

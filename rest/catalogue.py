@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from shared import validation
-from shared.catalogue import RENDERED, Catalogue, CatalogueTrack
+from shared.catalogue import Catalogue, CatalogueTrack
 
 from .http import JSONResponse, dumps, query_params, rest_id
 
@@ -43,11 +43,7 @@ async def search(request: Request) -> Response:
     assert limit is not None
     query = validation.search_query(params.get("q"))
     found = await catalogue_of(request).search(query, limit)
-    tracks: bytes | None = found.rendered.get("rest")
-    if tracks is None:
-        tracks = b",".join([track_bytes(t) for t in found.tracks])
-        if len(tracks) <= RENDERED:
-            found.rendered["rest"] = tracks
+    tracks = found.rendered("rest", lambda f: b",".join([track_bytes(t) for t in f.tracks]))
     return JSONResponse(b'{"query":%s,"tracks":[%s]}' % (dumps(query), tracks))
 
 

@@ -66,8 +66,9 @@ async def add_track(request: Request) -> Response:
 
 
 async def remove_track(request: Request) -> Response:
-    body = await json_body(request, required="id" not in query_params(request))
-    track_id = validation.track_id(query_params(request).get("id", body.get("id")))
+    params = query_params(request)
+    body = await json_body(request, required="id" not in params)
+    track_id = validation.track_id(params.get("id", body.get("id")))
     change = await queue_of(request).remove(room_of(request), track_id, head=head_of(request),
                                             idempotency_key=idempotency_key(request),
                                             authorization=authorization(request))

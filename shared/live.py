@@ -433,18 +433,13 @@ async def follow(live: Live, room: str, idle: float | None = None, guest: str | 
                     return
                 elif item is BANNED:
                     raise Banned()
-                elif item is RESYNC:
-                    if (anew := await live.fresh(room)) is None:
-                        return
-                    version = anew.version
-                    stats.snapshots += 1
-                    yield anew
                 elif isinstance(item, Event) and item.change.version == version + 1:
                     version = item.change.version
                     stats.events += 1
                     yield item
-                elif isinstance(item, Event) and item.change.version > version:
-                    # a gap (the node's view was read again meanwhile): never skip silently
+                elif item is RESYNC or (isinstance(item, Event) and item.change.version > version):
+                    # told to, or a gap (the node's view was read again meanwhile): never
+                    # skip silently
                     if (anew := await live.fresh(room)) is None:
                         return
                     version = anew.version

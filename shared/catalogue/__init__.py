@@ -157,10 +157,18 @@ async def count_play(redis: Client, track_id: str) -> None:
 class Found(NamedTuple):
     tracks: list[CatalogueTrack]
     entries: int  # index entries of the query's rarest word: more than SCAN, a broad query
-    # what each front door made of the tracks, kept with the answer when it is at most
-    # RENDERED bytes (a kept answer is rendered once; a node's cache grows by at most
-    # CACHED x RENDERED): never change a Found's tracks
-    rendered: dict[str, Any]
+    cache: dict[str, bytes]  # (``rendered``'s) never change a Found's tracks
+
+    def rendered(self, kind: str, render: Callable[[Found], bytes]) -> bytes:
+        """What a front door makes of this answer, kept with it when it is at most
+        RENDERED bytes: a kept answer is rendered once, and a node's cache grows by at most
+        CACHED x RENDERED (as ``shared.live.Event.rendered``, bounded)."""
+        value = self.cache.get(kind)
+        if value is None:
+            value = render(self)
+            if len(value) <= RENDERED:
+                self.cache[kind] = value
+        return value
 
 
 class Cached(NamedTuple):
