@@ -44,7 +44,7 @@ def _seeds(env: Env, name: str) -> tuple[str, ...]:
     seeds = tuple(part.strip() for part in raw.split(","))
     for seed in seeds:
         host, _, port = seed.rpartition(":")
-        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        if not host or not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
             raise SystemExit(f"{name} must be host:port[,host:port...], got {seed!r} in {raw!r}")
     return seeds
 

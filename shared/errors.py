@@ -103,6 +103,17 @@ class AdminTokenWrong(QueueError):
         super().__init__(detail)
 
 
+class UnknownToken(AdminTokenWrong):
+    def __init__(self) -> None:
+        super().__init__("this token is not one of this room's: a guest token works only in "
+                         "the room it was made for (join it: POST /rooms/{room}/guests)")
+
+
+class GuestTokenMissing(AdminTokenMissing):
+    def __init__(self) -> None:
+        super().__init__("this is a guest's view: send your guest token for this room")
+
+
 class GuestOnly(AdminTokenMissing):
     def __init__(self) -> None:
         super().__init__("this room takes adds, votes and skips from its guests only: join it "
@@ -140,6 +151,18 @@ class GuestFull(QueueError):
 class RoomTaken(QueueError):
     def __init__(self, room: str) -> None:
         super().__init__(f"room {room!r} exists already: choose another name")
+
+
+class RoomReserved(RoomTaken):
+    def __init__(self, room: str) -> None:
+        QueueError.__init__(self, f"room {room!r} is the server's own room, never created: its "
+                                  "host is the server's ADMIN_TOKEN; choose another name")
+
+
+class HostOnly(AdminTokenWrong):
+    def __init__(self) -> None:
+        super().__init__("co-hosts are made and revoked by the room's host (or the server's "
+                         "admin token), not by a co-host")
 
 
 class NotCreated(QueueError):

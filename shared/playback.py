@@ -31,7 +31,7 @@ from typing import Any
 from . import functions, keys, settings
 from .catalogue import count_play
 from .config import Settings
-from .errors import StoreUnavailable
+from .errors import AdminTokenMissing, AdminTokenWrong, StoreUnavailable
 from .model import Change
 from .queue import Queue
 from .replies import parse
@@ -93,11 +93,17 @@ class Playback:
         returns them all. A change of settings is an event like any other."""
         pairs = settings.check(updates)
         autoplay = dict(pairs).get("autoplay")
+        added = False
         if autoplay == "1":  # into the sweep first: never a room with autoplay outside it
-            await self.redis.execute("SADD", keys.AUTOPLAY, room)
-        change = await self.queue.write(functions.CONFIGURE, room, 0, idempotency_key,
-                                        tuple(x for pair in pairs for x in pair), play=True,
-                                        authorization=authorization)
+            added = bool(await self.redis.execute("SADD", keys.AUTOPLAY, room))
+        try:
+            change = await self.queue.write(functions.CONFIGURE, room, 0, idempotency_key,
+                                            tuple(x for pair in pairs for x in pair),
+                                            play=True, authorization=authorization)
+        except (AdminTokenMissing, AdminTokenWrong):
+            if added:  # refused: a caller without the right may not grow the sweep
+                await self.redis.execute("SREM", keys.AUTOPLAY, room)
+            raise
         if autoplay == "0":
             await self.redis.execute("SREM", keys.AUTOPLAY, room)
         return settings.effective(change.settings or {})

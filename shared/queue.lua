@@ -43,8 +43,8 @@
 -- write costs. A refusal is a short reply: {'duplicate'}, {'full'}, {'not_found'},
 -- {'empty'}, {'idempotency_mismatch'}, {'recent', <when it may come back>}, {'stale',
 -- <entry>, <clock>}, {'not_playing'}, {'skipping_off'}, and who() may not ask:
--- {'no_token'}, {'wrong_token'}, {'banned'}, {'guest_only'}, {'locked'}, {'guest_full'},
--- {'not_yours'}.
+-- {'no_token'}, {'wrong_token'}, {'unknown_token'} (a guest's path), {'no_guest_token'},
+-- {'banned'}, {'guest_only'}, {'locked'}, {'guest_full'}, {'not_yours'}, {'host_only'}.
 
 local US, RS = '\31', '\30'
 local SEQ_WIDTH, ID_AT, EDGE = ${SEQ_WIDTH}, ${SEQ_WIDTH} + 1, ${EVENT_HEAD} - 1
@@ -166,7 +166,7 @@ end
 -- Whether a may act as a guest (add, vote, skip): a token must be one of the room's, and
 -- not banned; with require_guest, a guest's or a host's.
 local function guest_refusal(a, require_guest)
-  if a.token and not a.admin and not a.role then return {'wrong_token'} end
+  if a.token and not a.admin and not a.role then return {'unknown_token'} end
   if a.role == 'banned' then return {'banned'} end
   if require_guest and a.role ~= 'guest' and not a.admin and a.role ~= 'host'
       and a.role ~= 'cohost' then
@@ -209,10 +209,11 @@ local function rerank(queue, owned, owner, subject)
   return moved
 end
 
--- A host's write, before it starts: its first reply again (a retry with its idempotency
--- key), or its refusal (KEYS [13] tokens, ARGV [3] who asks), or nil to go on.
+-- A host's write, before it starts: its refusal (KEYS [13] tokens, ARGV [3] who asks), or
+-- its first reply again (a retry with its idempotency key: only to one who may make it),
+-- or nil to go on.
 local function host_step(keys, args)
-  return replay(keys, args) or host_refusal(keys[13], who(keys[13], args[3]))
+  return host_refusal(keys[13], who(keys[13], args[3])) or replay(keys, args)
 end
 
 -- owned holds each guest's queued tracks always, and those added without a guest token
@@ -539,14 +540,16 @@ local function skip(keys, args)
   if not current then return remember(keys, args, {'not_playing'}) end
   local _, entry, times, due
   entry, times, due = clock(keys[7], keys[11], s, now)
-  if redis.call('SADD', keys[11], voter) == 0 then  -- this voter's skip counts once
-    local version = tonumber(redis.call('GET', keys[3]) or '0')
-    return remember(keys, args, {'ok', 'skip', version, '', due, '', entry, times, '', '', ''})
-  end
+  local counted = redis.call('SADD', keys[11], voter) == 1  -- a voter's skip counts once
   if redis.call('SCARD', keys[11]) < s.skip_threshold then
+    if not counted then
+      local version = tonumber(redis.call('GET', keys[3]) or '0')
+      return remember(keys, args, {'ok', 'skip', version, '', due, '', entry, times, '', '', ''})
+    end
     _, times = clock(keys[7], keys[11], s, now)
     return finish(keys, args, 'skip', {entry, times}, due)
   end
+  -- reached, by this vote or (the threshold lowered since) by a repeated one
   mark(keys, current, 's')
   entry = advance(keys, args[5], s, now)
   if not entry then  -- nothing left to play: the room falls silent
@@ -731,10 +734,13 @@ local function create_room(keys, args)
   return {'ok'}
 end
 
--- KEYS [1] tokens. ARGV: [1] who asks [2] the co-host's id [3] its token's digest. Host.
+-- KEYS [1] tokens. ARGV: [1] who asks [2] the co-host's id [3] its token's digest. The
+-- host (not a co-host: one it made would outlive its revocation).
 local function add_cohost(keys, args)
-  local refused = host_refusal(keys[1], who(keys[1], args[1]))
+  local a = who(keys[1], args[1])
+  local refused = host_refusal(keys[1], a)
   if refused then return refused end
+  if a.role == 'cohost' and not a.admin then return {'host_only'} end
   if redis.call('HEXISTS', keys[1], '!room') == 0 then return {'not_created'} end
   redis.call('HSET', keys[1], args[3], 'cohost' .. US .. args[2], '!cohost:' .. args[2], args[3])
   return {'ok'}
@@ -743,8 +749,10 @@ end
 -- KEYS [1] tokens. ARGV: [1] who asks [2] the co-host's id. Host. Takes effect at once:
 -- every request looks its token up here.
 local function revoke_cohost(keys, args)
-  local refused = host_refusal(keys[1], who(keys[1], args[1]))
+  local a = who(keys[1], args[1])
+  local refused = host_refusal(keys[1], a)
   if refused then return refused end
+  if a.role == 'cohost' and not a.admin then return {'host_only'} end
   local digest = redis.call('HGET', keys[1], '!cohost:' .. args[2])
   if not digest then return {'no_cohost'} end
   redis.call('HDEL', keys[1], digest, '!cohost:' .. args[2])
@@ -765,7 +773,7 @@ local function mine(keys, args)
   local a = who(keys[1], args[1])
   if a.role == 'banned' then return {'banned'} end
   if a.admin or a.role == 'host' or a.role == 'cohost' then return {'not_guest'} end
-  if a.role ~= 'guest' then return {a.token and 'wrong_token' or 'no_token'} end
+  if a.role ~= 'guest' then return {a.token and 'unknown_token' or 'no_guest_token'} end
   local out = {'ok', a.id, a.name}
   local prefix = '[' .. a.id .. '\0'
   for _, m in ipairs(redis.call('ZRANGEBYLEX', keys[2], prefix, prefix .. '\255')) do
@@ -786,7 +794,7 @@ end
 -- for a token that is not the room's. Read-only.
 local function whoami(keys, args)
   local a = who(keys[1], args[1])
-  if a.token and not a.admin and not a.role then return {'wrong_token'} end
+  if a.token and not a.admin and not a.role then return {'unknown_token'} end
   return {'ok', a.role or (a.admin and 'admin' or ''), a.id or '', a.name or ''}
 end
 

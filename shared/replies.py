@@ -104,7 +104,9 @@ def refusal(reply: list[Any], track_id: str, max_queue: int) -> errors.QueueErro
     simple: dict[str, errors.QueueError] = {
         "no_token": errors.AdminTokenMissing(), "wrong_token": errors.AdminTokenWrong(),
         "banned": errors.Banned(), "guest_only": errors.GuestOnly(), "locked": errors.Locked(),
-        "not_guest": errors.NotAGuest(), "not_created": errors.NotCreated(),
+        "not_guest": errors.NotAGuest(), "host_only": errors.HostOnly(),
+        "unknown_token": errors.UnknownToken(), "no_guest_token": errors.GuestTokenMissing(),
+        "not_created": errors.NotCreated(),
         "no_voter": errors.InvalidField("voter", "is required to skip (one skip vote per "
                                                  "voter per play), or send a guest token")}
     if status in simple:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import time
 from typing import Any, NamedTuple
 
-from . import auth, functions, keys
+from . import auth, functions, keys, validation
 from .config import Settings
-from .errors import TooManyRequests
+from .errors import RoomReserved, TooManyRequests
 from .model import SEQ_WIDTH, Track, queued_track
 from .replies import refusal
 from .store.client import Client
@@ -44,7 +44,10 @@ class Rooms:
 
     async def create(self, room: str) -> str:
         """Create the room; its host token (shown once). RoomTaken if it exists (created
-        before, or in use without having been created)."""
+        before, or in use without having been created); RoomReserved for ``default``, whose
+        host stays the server's ADMIN_TOKEN (contract §7)."""
+        if room == validation.DEFAULT_ROOM:  # the original's room: ADMIN_TOKEN is its host
+            raise RoomReserved(room)
         token = auth.new_token("host")
         k = keys.room_keys(room)
         await self._call(functions.CREATE_ROOM, (k.tokens, k.version), (auth.digest(token),),

@@ -60,7 +60,7 @@ def _text(name: str, rule: Rule, value: Any) -> str:
         return "1" if read else "0"
     if rule.kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, str) and value.strip().isdigit():
+            if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
                 value = int(value)
             else:
                 raise InvalidField(name, "must be a whole number >= 0")

@@ -192,7 +192,7 @@ def play_id(header: str | None) -> int | None:
     if header is None or header.strip() in ("", "*"):
         return None
     text = header.split(",")[0].strip().removeprefix("W/").strip('"')
-    if not text.isdigit() or len(text) > 18:
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
         raise MalformedRequest(f'If-Match must be the play id of now playing, like "12", '
                                f"got {_show(header)}")
     return int(text)

@@ -348,6 +348,33 @@ class CatalogueIndex(CatalogueCase):
         self.assertEqual(self.ids(blue), [])
         self.assertEqual(self.ids(f"{t} {red} song"), sorted(set(ids) | set(added))[:100])
 
+    def test_a_played_title_match_leads_a_broad_query_whatever_the_limit(self):
+        """60 titles start with the query, so the first page holds only the first of them
+        alphabetically; the last one, played once, still comes first, with 60 tracks of
+        other queries played more (more than the page, fewer than catalogue.TOP)."""
+        t, other = self.tag, tag()
+        rows = [(f"{t}-{n:02}", f"{t} song {n:02}", "Band") for n in range(60)]
+        rows += [(f"{other}-{n:02}", f"{other} hit {n:02}", "Band") for n in range(60)]
+        self.imported(self.csv("broad.csv", rows))
+        env = self.cluster.redis_env()
+
+        async def play() -> None:
+            redis = store.connect(Settings.from_env(env))
+            try:
+                for n in range(60):
+                    for _ in range(2):
+                        await catalogue.count_play(redis, f"{other}-{n:02}")
+                await catalogue.count_play(redis, f"{t}-59")
+            finally:
+                await redis.aclose()
+
+        asyncio.run(play())
+        for limit in (3, 8, 20):
+            found = self.search(t, limit)
+            self.assertEqual([x["id"] for x in found[:2]], [f"{t}-59", f"{t}-00"], limit)
+            self.assertEqual(found[0]["plays"], 1)
+        self.assertLess(60, catalogue.TOP)  # (the bound: the TOP most played are seen)
+
     def test_a_narrowed_answer_is_the_one_redis_gives(self):
         t = self.tag
         rows = [(f"{t}-{n}", title, artist) for n, (title, artist) in enumerate([

@@ -166,6 +166,9 @@ class Playback(unittest.TestCase):
                 self.assertIn("no longer the current one", r.detail)
                 self.assertEqual(r.json()["now_playing"]["play_id"], winner["play_id"])
         self.assertEqual([t["id"] for t in room.history()], ["c1", "c0"])
+        superscript = room.post("play_next", headers={"If-Match": '"\u00b2"'})  # sent as 0xB2
+        self.assertEqual(superscript.status, 400, superscript)
+        self.assertIn("If-Match", superscript.detail)
         reply = room.post("play_next", headers={"If-Match": "soon"})
         self.assertEqual(reply.status, 400)
         self.assertIn("If-Match", reply.detail)
@@ -195,6 +198,21 @@ class Playback(unittest.TestCase):
         reply = room.post("skip")
         self.assertEqual(reply.status, 422)
         self.assertIn("voter", reply.detail)
+
+    def test_a_lowered_threshold_is_met_by_the_next_skip_vote_even_a_repeated_one(self):
+        room = self.room
+        room.settings(skip_threshold=2)
+        room.add("l0", 200)
+        room.add("l1", 200)
+        room.post("play_next")
+        self.assertFalse(room.post("skip?voter=bob").json()["skipped"])
+        room.settings(skip_threshold=1)  # bob's vote alone now reaches it
+        reply = room.post("skip?voter=bob")
+        self.assertEqual(reply.status, 200, reply)
+        self.assertTrue(reply.json()["skipped"], reply.json())
+        self.assertEqual(reply.json()["now_playing"]["id"], "l1")
+        self.assertEqual(room.history()[0]["id"], "l1")
+        self.assertEqual(room.history()[1]["skipped"], True)
 
     def test_fallback_replays_the_history_and_no_repeat_says_when(self):
         room = self.room
@@ -260,7 +278,9 @@ class Playback(unittest.TestCase):
                            ({"no_repeat_minutes": 1.5}, "no_repeat_minutes"),
                            ({"order": "random"}, "order"),
                            ({"max_per_guest": -2}, "max_per_guest"),
-                           ({"locked": 3}, "locked")):
+                           ({"locked": 3}, "locked"),
+                           ({"skip_threshold": "\u00b2"}, "skip_threshold"),  # digits, not ASCII
+                           ({"max_per_guest": "1\u0663"}, "max_per_guest")):
             reply = self.http.request("PATCH", f"{room.base}/settings", bad)
             self.assertEqual(reply.status, 422, bad)
             self.assertIn(field, reply.detail)

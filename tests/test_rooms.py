@@ -14,8 +14,10 @@ import grpc
 
 from proto import queue_pb2 as pb
 from proto import queue_pb2_grpc as pb_grpc
+from shared.keys import AUTOPLAY
 
 from .cluster import Cluster
+from .redis_servers import command
 from .support import EXTERNAL, REDIS_CLUSTER, EventStream, Http, track, unique
 
 ADMIN = "test-admin-token-3141"
@@ -149,6 +151,55 @@ class RoomsTest(unittest.TestCase):
         self.assertEqual(self.http.post(f"{base}/play_next",
                                         headers=bearer(ADMIN)).status, 200)
 
+    def test_the_default_room_cannot_be_created(self) -> None:
+        """``default`` is the original's room: its host is the server's ADMIN_TOKEN, so
+        nobody may take it over by creating it (REST or gRPC)."""
+        reply = self.http.post("/rooms", {"room": "default"})
+        self.assertEqual(reply.status, 409, reply)
+        self.assertIn("default", reply.detail)
+        self.assertIn("ADMIN_TOKEN", reply.detail)
+        self.assertNotIn("host_token", reply.body.decode())
+        with self.assertRaises(grpc.RpcError) as refused:
+            self.stub.CreateRoom(pb.CreateRoomRequest(room="default"), timeout=5)
+        self.assertEqual(refused.exception.code(), grpc.StatusCode.ALREADY_EXISTS)
+        self.assertEqual(self.http.post("/play_next").status, 401)  # still the admin's
+
+    def test_only_the_host_makes_and_revokes_cohosts(self) -> None:
+        """A co-host hosts, but may not make co-hosts: one it made would outlive its own
+        revocation, unseen by the host."""
+        room = Room(self.http)
+        first = room.post("cohosts", token=room.host).json()
+        second = room.post("cohosts", token=room.host).json()
+        made = room.post("cohosts", token=first["token"])
+        self.assertEqual(made.status, 403, made)
+        self.assertIn("host", made.detail)
+        self.assertNotIn("token", made.json())
+        revoked = room.call("DELETE", f"cohosts/{second['cohost']}", token=first["token"])
+        self.assertEqual(revoked.status, 403, revoked)
+        self.assertEqual(room.call("PATCH", "settings", {"locked": False},
+                                   second["token"]).status, 200, "still a co-host")
+        self.assertEqual(room.post("cohosts", token=ADMIN).status, 201)
+        self.assertEqual(room.call("DELETE", f"cohosts/{second['cohost']}",
+                                   token=room.host).status, 200)
+
+    def test_a_refused_settings_change_leaves_the_autoplay_sweep_alone(self) -> None:
+        assert cluster is not None
+        room = Room(self.http)
+        port = cluster.redis_cluster.ports[0] if cluster.redis_cluster else cluster.redis_port
+
+        def swept() -> str:
+            return command(port, "-c", "SISMEMBER", AUTOPLAY, room.name).strip()
+
+        for token in (None, "mqh_not-a-real-token"):
+            reply = room.call("PATCH", "settings", {"autoplay": True}, token)
+            self.assertIn(reply.status, (401, 403), reply)
+        self.assertEqual(swept(), "0")
+        room.settings(autoplay=True)
+        self.assertEqual(swept(), "1")
+        reply = room.call("PATCH", "settings", {"autoplay": True}, None)
+        self.assertEqual(reply.status, 401)
+        self.assertEqual(swept(), "1", "a refusal takes out only what it put in")
+
     def test_revoked_cohost_fails_on_every_node_at_once(self) -> None:
         room = Room(self.http)
         made = room.post("cohosts", token=room.host)
@@ -244,6 +295,17 @@ class RoomsTest(unittest.TestCase):
         anonymous = room.post("add_track", track("a1"))
         self.assertEqual(anonymous.status, 401)
         self.assertIn("guest", anonymous.detail)
+        skip = room.post("skip")  # (refused as an add is, before it needs a voter)
+        self.assertEqual(skip.status, 401, skip)
+        self.assertIn("guest", skip.detail)
+        elsewhere = Room(self.http).join("Lee")[1]
+        stranger = room.post("add_track", track("a2"), elsewhere)
+        self.assertEqual(stranger.status, 403, stranger)
+        self.assertIn("not one of this room's", stranger.detail)
+        self.assertNotIn("admin", stranger.detail)
+        me = room.call("GET", "me")
+        self.assertEqual(me.status, 401, me)
+        self.assertIn("guest token", me.detail)
         room.add("l1", token)
         self.assertEqual(room.post("vote", {"id": "l1", "up": True,
                                             "voter": "v"}).status, 401)

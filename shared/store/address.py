@@ -71,6 +71,6 @@ class Address:
 
 
 def _db(text: str, url: str) -> int:
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise ValueError(f"has a database that is not a number: {url!r}")
     return int(text)
