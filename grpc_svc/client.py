@@ -337,12 +337,24 @@ def parser() -> argparse.ArgumentParser:
     return main
 
 
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     options = parser()
     args = options.parse_args(argv)
     if args.command == "add" and (args.title is None) != (args.artist is None):
         options.error("add: give both --title and --artist, or neither (a catalogue track "
                       "by its --id alone)")
+    for name, value in vars(args).items():  # (bytes the shell passed that are not UTF-8)
+        for one in value if isinstance(value, list) else [value]:
+            if isinstance(one, str) and not _utf8(one):
+                options.error(f"{name}: is not valid UTF-8")
     try:
         with channel(args.target) as chan:
             run(args, pb_grpc.QueueServiceStub(chan), sys.stdout)

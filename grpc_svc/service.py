@@ -103,14 +103,14 @@ class QueueServicer:
 
 
     async def AddTrack(self, request: pb.Track, context: Context) -> bytes:
+        room = room_of(request.room)  # (checked before the catalogue is asked)
         if not request.title and not request.artist:  # a catalogue track (0: its duration)
             track = await self.catalogue.new_track(validation.track_id(request.id),
                                                    request.duration or None)
         else:
             track = validation.new_track(request.id, request.title, request.artist,
                                          request.duration)
-        change = await self.queue.add(room_of(request.room), track,
-                                      idempotency_key=idempotency_key(context),
+        change = await self.queue.add(room, track, idempotency_key=idempotency_key(context),
                                       authorization=token(context))
         return wire.change_bytes("Track added", change)
 
@@ -238,8 +238,13 @@ class QueueServicer:
             for position, track in mine.tracks]).SerializeToString()
     async def SearchCatalogue(self, request: pb.CatalogueQuery, context: Context) -> bytes:
         limit = validation.bounded("limit", request.limit, 0, validation.MAX_RESULTS)
-        found = await self.catalogue.search(validation.search_query(request.query),
-                                            limit or validation.DEFAULT_RESULTS)
+        try:
+            found = await self.catalogue.search(validation.search_query(request.query),
+                                                limit or validation.DEFAULT_RESULTS)
+        except errors.InvalidField as exc:
+            if exc.field != "q":
+                raise
+            raise errors.InvalidField("query", str(exc).removeprefix("q: ")) from None
         return found.rendered("grpc", lambda f: pb.CatalogueResult(
             tracks=[catalogue_pb(t) for t in f.tracks]).SerializeToString())
 

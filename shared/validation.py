@@ -39,6 +39,7 @@ _ROOM = re.compile(ROOM_PATTERN)
 # surrogates (they cannot be stored as UTF-8).
 _FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _IDEMPOTENCY_KEY = re.compile(rf"[\x21-\x7e]{{1,{MAX_IDEMPOTENCY_KEY}}}")
+_DIGITS = re.compile(r"-?[0-9]+")
 _WHOLE = re.compile(r"-?[0-9]{1,30}")  # ASCII digits only (int() also takes "+5", "1_0", "٥")
 _KINDS = {dict: "an object", list: "an array", bool: "a boolean", str: "a string",
           int: "a number", float: "a number", type(None): "null"}
@@ -172,6 +173,8 @@ def query_int(field: str, raw: str | None, default: int | None, low: int,
     if raw is None or raw == "":
         return default
     if not _WHOLE.fullmatch(raw):
+        if _DIGITS.fullmatch(raw):  # a whole number, only too long to be in range
+            raise InvalidField(field, f"must be between {low} and {high}, got {_show(raw)}")
         raise MalformedRequest(f"{field} must be a whole number, got {_show(raw)}")
     return bounded(field, int(raw), low, high)
 

@@ -150,6 +150,41 @@ class CatalogueImport(CatalogueCase):
         self.assertEqual(track["extra"], {"genre": "post-rock"})
         self.assertEqual(self.titles(f"numeric {t}"), [f"Numeric id {t}"])
 
+    def test_json_lines_that_python_reads_and_json_has_not_are_reported(self):
+        t = self.tag
+        path = write(self.dir, "odd.jsonl", "\n".join([
+            json.dumps({"id": f"{t}-1", "title": f"Huge {t}", "artist": "X", "duration": 1}
+                       ).replace('"duration": 1', '"duration": 1e400'),
+            json.dumps({"id": f"{t}-2", "title": f"NaN {t}", "artist": "X", "duration": 1}
+                       ).replace('"duration": 1', '"duration": NaN'),
+            "[" * 100_000,                                                  # line 3
+            json.dumps({"id": f"{t}-4", "ID": "other", "title": f"Cased {t}", "artist": "X"}),
+            json.dumps({"id": f"{t}-5", "title": f"Fine {t}", "artist": "X"}),
+        ]) + "\n")
+        summary = self.imported(path)
+        self.assertEqual(summary["imported"], 1)
+        skipped = self.skipped(summary)
+        self.assertEqual(set(skipped), {f"{path}:{n}" for n in (1, 2, 3, 4)})
+        self.assertIn("duration", skipped[f"{path}:1"])
+        self.assertIn("NaN", skipped[f"{path}:2"])
+        self.assertIn("nested", skipped[f"{path}:3"])
+        self.assertIn("twice", skipped[f"{path}:4"])
+        self.assertEqual(self.titles(f"fine {t}"), [f"Fine {t}"])
+
+    def test_wide_exports_and_long_locations_are_kept(self):
+        t = self.tag
+        columns = [f"c{n}" for n in range(30)]
+        url = "https://stream.example/" + "a" * 300
+        path = write(self.dir, "wide.csv", "id,title,artist," + ",".join(columns) + ",,\n"
+                     + f"{t}-1,Wide {t},X," + ",".join(str(n) for n in range(30)) + ",,\n"
+                     + f"{t}-2,Long {t},X," + url + "," * 29 + ",,\n")
+        summary = self.imported(path)
+        self.assertEqual(summary["skipped"], [])
+        self.assertEqual(summary["imported"], 2)
+        wide = self.http.get(f"/catalogue/tracks/{t}-1").json()
+        self.assertEqual(len(wide["extra"]), 30)
+        self.assertEqual(self.http.get(f"/catalogue/tracks/{t}-2").json()["extra"], {"c0": url})
+
     def test_m3u_playlists(self):
         t = self.tag
         path = write(self.dir, "party.m3u8", (
@@ -309,6 +344,14 @@ class CatalogueSearch(CatalogueCase):
             self.assertTrue(reply.detail.startswith("limit:"), reply.detail)
         self.assertEqual(self.http.get("/catalogue/search?q=a&limit=ten").status, 400)
         self.assertEqual(self.http.get("/catalogue/search?q=%00").status, 422)
+        long = self.http.get("/catalogue/search?q=a&limit=" + "9" * 40)  # whole, out of range
+        self.assertEqual(long.status, 422, long)
+        self.assertTrue(long.detail.startswith("limit:"), long.detail)
+        for raw, field in (("q=caf%E9", "q"), ("q=a&limit=3&x=%FF%FE", "x")):
+            reply = self.http.get(f"/catalogue/search?{raw}")  # Latin-1, not UTF-8
+            self.assertEqual(reply.status, 400, (raw, reply))
+            self.assertTrue(reply.detail.startswith(f"{field}: is not valid UTF-8"),
+                            reply.detail)
 
     def test_a_query_nothing_matches(self):
         self.assertEqual(self.search(f"{self.t} zzzzzz"), [])
@@ -566,6 +609,9 @@ class CatalogueApi(CatalogueCase):
         full = self.http.post(f"/rooms/{self.room}/add_track",
                               {"id": f"{self.tag}-1x", "title": "Not there", "artist": "A"})
         self.assertEqual(full.status, 200)  # a full body still works, catalogue or not
+        bad_room = self.http.post("/rooms/bad%20room/add_track", {"id": f"{self.tag}-9"})
+        self.assertEqual(bad_room.status, 422, bad_room)  # the room first, then the catalogue
+        self.assertIn("room", bad_room.detail)
 
     def test_search_add_and_get_over_grpc(self):
         with grpc_channel() as channel:
@@ -593,6 +639,14 @@ class CatalogueApi(CatalogueCase):
                 with self.assertRaises(grpc.RpcError) as caught:
                     call()
                 self.assertEqual(caught.exception.code(), code, caught.exception.details())
+            for query in ("", "!!!", " ".join(["a"] * 17)):  # the proto's field, not REST's q
+                with self.assertRaises(grpc.RpcError) as caught:
+                    stub.SearchCatalogue(pb.CatalogueQuery(query=query), timeout=5)
+                self.assertTrue(caught.exception.details().startswith("query:"),
+                                caught.exception.details())
+            with self.assertRaises(grpc.RpcError) as caught:  # the room is checked first
+                stub.AddTrack(pb.Track(id=f"{self.tag}-9", room="bad room"), timeout=5)
+            self.assertIn("room", caught.exception.details())
         queued = self.http.get(f"/rooms/{self.room}/queue").json()
         self.assertEqual([q["id"] for q in queued], [f"{self.tag}-2"])
 
@@ -619,6 +673,12 @@ class CatalogueApi(CatalogueCase):
         half = self.cli("add", "--id", "x", "--title", "T")
         self.assertEqual(half.returncode, 2)
         self.assertEqual(self.cli("search", "!!!").returncode, 1)
+        latin = subprocess.run([sys.executable.encode(), b"-m", b"grpc_svc.client", b"--target",
+                                self.cluster.grpc_target.encode(), b"search", b"caf\xe9"],
+                               capture_output=True, text=True, timeout=30, cwd=ROOT)
+        self.assertEqual(latin.returncode, 2, latin.stderr)
+        self.assertIn("not valid UTF-8", latin.stderr)
+        self.assertNotIn("Traceback", latin.stderr)
 
 
 class ReplaceCatalogue(CatalogueCase):

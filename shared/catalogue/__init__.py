@@ -45,7 +45,8 @@ FRESH = 5.0  # seconds a node answers a search from its cache after a play was c
 KEEP = 300.0  # seconds it does while nothing changed (a bound, should a play go uncounted)
 CACHED = 4096  # searches a node keeps
 RENDERED = 4096  # bytes: an answer's rendering up to this long is kept with it (Found)
-MAX_EXTRA = 20  # extra columns a track keeps
+MAX_EXTRA = 40  # extra columns a track keeps (library exports have 20-30)
+MAX_EXTRA_TEXT = 2048  # characters of one extra value (a location: a long path or URL)
 CORE = frozenset({"id", "title", "artist", "album", "duration"})
 WORD = "\x1d"  # before each word of a record: in no text (control characters) nor JSON
 # an older release's index (one sorted-set entry per word and track): its presence means the
@@ -128,7 +129,7 @@ def entry(track_id: Any, title: Any, artist: Any, album: Any = None, duration: A
             continue
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             raise InvalidField(name, "must be text or a number")
-        checked_extra[name] = validation.text(name, str(value))
+        checked_extra[name] = validation.text(name, str(value), MAX_EXTRA_TEXT)
     if len(checked_extra) > MAX_EXTRA:
         raise InvalidField("extra", f"at most {MAX_EXTRA} extra columns are kept, "
                                     f"got {len(checked_extra)}")

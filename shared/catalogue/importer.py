@@ -81,6 +81,8 @@ def seconds(value: Any) -> int | None:
     if isinstance(value, bool):
         raise InvalidField("duration", "must be a number of seconds or m:ss, got a boolean")
     if isinstance(value, (int, float)):
+        if value != value or value in (float("inf"), float("-inf")):  # (1e400 reads as inf)
+            raise InvalidField("duration", f"must be a number of seconds, got {value}")
         return round(value) if value >= 0 else None if value == -1 else _negative(value)
     if isinstance(value, str):
         text = value.strip()
@@ -108,7 +110,15 @@ def _negative(value: float) -> int:
 def checked(values: dict[str, Any]) -> Entry:
     """A track from a row's named values (id, title, artist, album, duration, the rest
     extra). Skipped, naming the field, if a value breaks its rules."""
-    values = {str(k).strip().lower(): v for k, v in values.items() if k is not None}
+    named: dict[str, Any] = {}
+    for key, value in values.items():
+        if key is None:
+            continue
+        name = str(key).strip().lower()
+        if name in named:
+            raise Skipped(f"names {name!r} twice (names are read without case)")
+        named[name] = value
+    values = named
     for name, value in values.items():
         if isinstance(value, str) and _ESCAPED.search(value):
             raise Skipped(f"{name}: is not valid UTF-8")
@@ -137,6 +147,8 @@ def read_csv(path: Path, lines: Iterable[str]) -> Iterator[Row]:
     except csv.Error as exc:
         yield f"{path}:1", Skipped(f"the header cannot be read: {exc}")
         return
+    while header and not header[-1]:  # spreadsheets export empty trailing columns
+        header.pop()
     missing = [name for name in ("id", "title", "artist") if name not in header]
     if missing:
         yield f"{path}:1", Skipped(f"the header lacks {', '.join(missing)} (expected "
@@ -163,6 +175,8 @@ def read_csv(path: Path, lines: Iterable[str]) -> Iterator[Row]:
         if not row or all(not cell.strip() for cell in row):
             continue
         where = f"{path}:{start}"
+        if len(row) > len(header) and not any(cell.strip() for cell in row[len(header):]):
+            row = row[:len(header)]
         if len(row) != len(header):
             yield where, Skipped(f"has {len(row)} columns, the header {len(header)}")
             continue
@@ -172,15 +186,23 @@ def read_csv(path: Path, lines: Iterable[str]) -> Iterator[Row]:
             yield where, exc
 
 
+def _not_json(name: str) -> Any:
+    """NaN and Infinity, which Python's json reads but JSON does not have."""
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def read_jsonl(path: Path, lines: Iterable[str]) -> Iterator[Row]:
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         where = f"{path}:{number}"
         try:
-            value = json.loads(line)
+            value = json.loads(line, parse_constant=_not_json)
         except ValueError as exc:
             yield where, Skipped(f"not valid JSON ({exc.args[0].split(':')[0]})")
+            continue
+        except RecursionError:
+            yield where, Skipped("not valid JSON here (nested too deeply)")
             continue
         if not isinstance(value, dict):
             yield where, Skipped("is not a JSON object")
