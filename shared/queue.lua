@@ -313,15 +313,25 @@ local function advance(keys, limit, s, now)
     tail = owner ~= '' and (US .. owner .. US .. name) or ''
   elseif s.fallback == 'history' then
     -- the track played longest ago: from the oldest entry on, the first one that is its
-    -- track's newest (a track replayed since has a newer one), among the oldest FALLBACK
+    -- track's newest (a track replayed since has a newer one), among the oldest FALLBACK;
+    -- if every one of those was replayed since (a few tracks on a loop), the least recent
+    -- of every track's newest entry (played: one per track the history holds)
     local history = redis.call('LRANGE', keys[8], -FALLBACK, -1)
     if #history == 0 then return nil end
-    local oldest = history[#history]
+    local oldest = nil
     for i = #history, 1, -1 do
       if redis.call('HGET', keys[9], field(history[i], 1)) == history[i] then
         oldest = history[i]
         break
       end
+    end
+    if not oldest then
+      local at = nil
+      for _, newest in ipairs(redis.call('HVALS', keys[9])) do
+        local played_at = tonumber(field(newest, 7))
+        if not at or played_at < at then oldest, at = newest, played_at end
+      end
+      oldest = oldest or history[#history]
     end
     id = field(oldest, 1)
     entry = table.concat({id, field(oldest, 2), field(oldest, 3), field(oldest, 4),

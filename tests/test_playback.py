@@ -237,6 +237,22 @@ class Playback(unittest.TestCase):
         self.assertEqual(ms(when), ms(room.history()[0]["played_at"]) + 5 * 60_000)
         room.add("f9", 200)  # never played: welcome
 
+    def test_a_fallback_loop_replays_the_track_played_longest_ago_past_100_entries(self):
+        """Three tracks, then only the fallback: it cycles through them in order, also once
+        the history's oldest 100 entries were all replayed since."""
+        room = self.room
+        room.settings(fallback="history")
+        for n in range(3):
+            room.add(f"loop{n}", 200)
+        played = []
+        for _ in range(120):
+            reply = room.post("play_next")
+            self.assertEqual(reply.status, 200, reply)
+            played.append(reply.json()["now_playing"]["id"])
+        self.assertEqual(played[:3], ["loop0", "loop1", "loop2"])
+        for i in range(3, len(played)):
+            self.assertEqual(played[i], played[i - 3], f"play {i + 1} broke the cycle")
+
     def test_pause_holds_the_clock_and_resume_restores_the_rest(self):
         room = self.room
         room.add("p0", 2)
