@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from shared import validation
-from shared.errors import AdminTokenWrong, Banned
+from shared.errors import AdminTokenWrong, Banned, InvalidField
 from shared.playback import Playback
 from shared.rooms import JoinLimit, Rooms
 
@@ -27,6 +27,8 @@ def rooms_of(request: Request) -> Rooms:
 
 async def create_room(request: Request) -> Response:
     body = await json_body(request, required=False)
+    for unknown in sorted(set(body) - {"room"}):  # ("name" for "room": a typo made up a name)
+        raise InvalidField(unknown, 'is not a field of a new room (it takes "room")')
     name = body.get("room")
     room = validation.room(name) if name not in (None, "") else f"room-{secrets.token_hex(4)}"
     token = await rooms_of(request).create(room)

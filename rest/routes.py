@@ -74,11 +74,9 @@ ENDPOINTS = (
              "Add a track (0 votes, last among equals)", WRITE, "NewTrack",
              success=ref("WriteResult"), errors="400 401 403 409 413 422 503"),
     Endpoint("/remove_track", "POST", endpoints.remove_track,
-             "Remove a queued track (host, or the guest who added it)",
-             success=ref("WriteResult"), errors="400 404 409 413 422 503"),
-    Endpoint("/remove_track", "POST", endpoints.remove_track, "Remove a queued track (host)",
+             "Remove a queued track (the host, or the guest who added it, with their token)",
              WRITE, "TrackRef", success=ref("WriteResult"),
-             errors="400 401 403 404 413 422 503", host=True),
+             errors="400 401 403 404 409 413 422 503", host=True),
     Endpoint("/vote", "POST", endpoints.vote, "Vote a queued track up or down", (
         query("id", ID, "The track.", 123),
         query("up", {"type": "string", "enum": ["true", "false", "1", "0", "yes", "no"],

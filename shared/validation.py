@@ -194,7 +194,10 @@ def play_id(header: str | None) -> int | None:
     no condition (absent or *)."""
     if header is None or header.strip() in ("", "*"):
         return None
-    text = header.split(",")[0].strip().removeprefix("W/").strip('"')
+    if "," in header:
+        raise MalformedRequest(f"If-Match takes one play id (that of now playing, like "
+                               f'"12"), got {_show(header)}')
+    text = header.strip().removeprefix("W/").strip('"')
     if not (text.isascii() and text.isdigit()) or len(text) > 18:
         raise MalformedRequest(f'If-Match must be the play id of now playing, like "12", '
                                f"got {_show(header)}")

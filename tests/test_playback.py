@@ -166,6 +166,9 @@ class Playback(unittest.TestCase):
                 self.assertIn("no longer the current one", r.detail)
                 self.assertEqual(r.json()["now_playing"]["play_id"], winner["play_id"])
         self.assertEqual([t["id"] for t in room.history()], ["c1", "c0"])
+        listed = room.post("play_next", headers={"If-Match": '"1", "%d"' % winner["play_id"]})
+        self.assertEqual(listed.status, 400, listed)  # not read as its first tag alone
+        self.assertIn("one play id", listed.detail)
         superscript = room.post("play_next", headers={"If-Match": '"\u00b2"'})  # sent as 0xB2
         self.assertEqual(superscript.status, 400, superscript)
         self.assertIn("If-Match", superscript.detail)

@@ -123,6 +123,9 @@ class RoomsTest(unittest.TestCase):
         bad = self.http.post("/rooms", {"room": "no spaces/here"})
         self.assertEqual(bad.status, 422)
         self.assertIn("room", bad.detail)
+        typo = self.http.post("/rooms", {"name": unique("typo")})  # not made up in its place
+        self.assertEqual(typo.status, 422, typo)
+        self.assertTrue(typo.detail.startswith("name:"), typo.detail)
 
     def test_host_operations_need_the_rooms_token_or_the_admin_token(self) -> None:
         room = Room(self.http)
