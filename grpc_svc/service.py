@@ -86,9 +86,20 @@ def token(context: Context) -> str | None:
     return metadata(context, "authorization")
 
 
-def peer_address(context: Context) -> str:
-    """The client's address without its port (ipv4:1.2.3.4:5678 -> ipv4:1.2.3.4)."""
-    return context.peer().rpartition(":")[0]
+def client_address(context: Context, trusted: frozenset[str]) -> str:
+    """The client's address, for per-client limits: the peer's (ipv4:1.2.3.4:5678 ->
+    1.2.3.4), or when the peer is a proxy in ``trusted`` (FORWARDED_ALLOW_IPS, read as
+    uvicorn reads it: "*" trusts every peer), the nearest address of its X-Forwarded-For
+    that is not one (nginx.grpc.conf sends the header), so clients behind one load
+    balancer do not share one bucket."""
+    host = context.peer().partition(":")[2].rpartition(":")[0].strip("[]")
+    forwarded = metadata(context, "x-forwarded-for")
+    if not forwarded or ("*" not in trusted and host not in trusted):
+        return host
+    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+    if "*" in trusted:
+        return hops[0] if hops else host
+    return next((hop for hop in reversed(hops) if hop not in trusted), host)
 
 
 class QueueServicer:
@@ -99,6 +110,7 @@ class QueueServicer:
         self.queue, self.live, self.playback, self.settings = queue, live, playback, settings
         self.rooms = rooms
         self.join_limit = JoinLimit(settings.guest_joins_per_minute)
+        self.proxies = frozenset(ip.strip() for ip in settings.forwarded_allow_ips.split(","))
         self.catalogue = Catalogue(playback.redis)
 
 
@@ -211,7 +223,7 @@ class QueueServicer:
 
     async def Join(self, request: pb.JoinRequest, context: Context) -> bytes:
         name = validation.guest_name(request.name)
-        self.join_limit.take(peer_address(context))
+        self.join_limit.take(client_address(context, self.proxies))
         guest, guest_token = await self.rooms.join(room_of(request.room), name)
         return pb.JoinReply(guest=guest, guest_token=guest_token, name=name).SerializeToString()
 

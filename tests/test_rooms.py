@@ -457,6 +457,37 @@ class RoomsTest(unittest.TestCase):
 
     # -- gRPC --------------------------------------------------------------------------
 
+    def test_grpc_guest_sessions_are_limited_per_client_behind_the_load_balancer(self):
+        """Behind nginx every call comes from nginx's address: the node counts joins by the
+        X-Forwarded-For nginx sends (from a trusted proxy only), so one client's tabs do not
+        use up everyone's joins."""
+        assert cluster is not None
+        node = cluster.add_grpc_node(GUEST_JOINS_PER_MINUTE="3")
+        channel = grpc.insecure_channel(f"127.0.0.1:{cluster.grpc_ports[-1]}")
+        try:
+            stub = pb_grpc.QueueServiceStub(channel)
+            room = Room(self.http)
+
+            def join(client: str) -> str:
+                try:
+                    stub.Join(pb.JoinRequest(room=room.name, name="tab"), timeout=5,
+                              metadata=(("x-forwarded-for", client),))
+                except grpc.RpcError as exc:
+                    return exc.code().name
+                return "OK"
+
+            first = [join("198.51.100.7") for _ in range(4)]
+            self.assertEqual(first, ["OK", "OK", "OK", "RESOURCE_EXHAUSTED"])
+            self.assertEqual(join("198.51.100.8"), "OK", "another client behind the proxy")
+            self.assertEqual(join("203.0.113.9, 198.51.100.7"), "RESOURCE_EXHAUSTED",
+                             "the nearest hop is what the proxy saw")
+        finally:
+            channel.close()
+            node.stop()
+            cluster.grpc.remove(node)
+            cluster.grpc_ports.pop()
+            cluster.grpc_metrics_ports.pop()
+
     def test_grpc_rooms_guests_and_bans(self) -> None:
         name = unique("grpc-party")
         made = self.stub.CreateRoom(pb.CreateRoomRequest(room=name), timeout=5)
