@@ -117,11 +117,12 @@ class QueueServicer:
     async def AddTrack(self, request: pb.Track, context: Context) -> bytes:
         room = room_of(request.room)  # (checked before the catalogue is asked)
         if not request.title and not request.artist:  # a catalogue track (0: its duration)
-            track = await self.catalogue.new_track(validation.track_id(request.id),
-                                                   request.duration or None)
-        else:
-            track = validation.new_track(request.id, request.title, request.artist,
-                                         request.duration)
+            change = await self.queue.add_from_catalogue(
+                room, self.catalogue, validation.track_id(request.id), request.duration or None,
+                idempotency_key=idempotency_key(context), authorization=token(context))
+            return wire.change_bytes("Track added", change)
+        track = validation.new_track(request.id, request.title, request.artist,
+                                     request.duration)
         change = await self.queue.add(room, track, idempotency_key=idempotency_key(context),
                                       authorization=token(context))
         return wire.change_bytes("Track added", change)

@@ -54,15 +54,18 @@ def written(message: bytes, change: Change) -> JSONResponse:
 async def add_track(request: Request) -> Response:
     body = await json_body(request)
     room = room_of(request)  # (checked before the catalogue is asked)
+    queue = queue_of(request)
     if body.get("title") is None and body.get("artist") is None:  # a catalogue track
-        track = await catalogue_of(request).new_track(validation.track_id(body.get("id")),
-                                                      body.get("duration"))
-    else:
-        track = validation.new_track(body.get("id"), body.get("title"), body.get("artist"),
-                                     body.get("duration"))
-    change = await queue_of(request).add(room, track, head=head_of(request),
-                                         idempotency_key=idempotency_key(request),
-                                         authorization=authorization(request))
+        change = await queue.add_from_catalogue(
+            room, catalogue_of(request), validation.track_id(body.get("id")),
+            body.get("duration"), head=head_of(request),
+            idempotency_key=idempotency_key(request), authorization=authorization(request))
+        return written(b"Track added", change)
+    track = validation.new_track(body.get("id"), body.get("title"), body.get("artist"),
+                                 body.get("duration"))
+    change = await queue.add(room, track, head=head_of(request),
+                             idempotency_key=idempotency_key(request),
+                             authorization=authorization(request))
     return written(b"Track added", change)
 
 

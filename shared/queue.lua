@@ -374,10 +374,12 @@ local function mark(keys, entry, flag)
 end
 
 -- KEYS [5] seq [6] played [7] settings [8] playing [9] tokens [10] owned.
--- ARGV: [4] id [5] title [6] artist [7] duration [8] max queue length
+-- ARGV: [4] id [5] title [6] artist [7] duration [8] max queue length. A title of ''
+-- (no track has one) asks only for a retry's first reply: {'not_found'} when there is none.
 local function add(keys, args)
   local done = replay(keys, args)
   if done then return done end
+  if args[5] == '' then return {'not_found'} end
   local a = who(keys[9], args[3])
   local id = args[4]
   local v = redis.call('HMGET', keys[7], 'autoplay', 'no_repeat_minutes', 'require_guest',

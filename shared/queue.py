@@ -25,7 +25,7 @@ import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from . import auth, functions, keys, validation
-from .catalogue import count_play
+from .catalogue import Catalogue, count_play
 from .config import Settings
 from .errors import TrackNotFound
 from .model import (
@@ -69,15 +69,40 @@ class Queue:
     # -- writes ---------------------------------------------------------------------
 
     async def add(self, room: str, track: NewTrack, *, head: int = validation.DEFAULT_HEAD,
-                  idempotency_key: str | None = None, authorization: str | None = None
-                  ) -> Change:
+                  idempotency_key: str | None = None, authorization: str | None = None,
+                  asked: tuple[Any, ...] | None = None) -> Change:
         """Queue a new track with 0 votes, last among its equals (with a guest token, as
         that guest's). DuplicateTrack if the id is queued already; QueueFull past
         MAX_QUEUE; the room's settings may refuse it (locked, require_guest, max_per_guest,
-        no_repeat_minutes)."""
+        no_repeat_minutes). ``asked``: what the client sent, when the track is made of
+        more (a catalogue track's fields): a retry is recognised by that."""
         return await self.write(functions.ADD, room, head, idempotency_key,
                                 (track.id, track.title, track.artist, track.duration),
-                                self._settings.max_queue, authorization=authorization)
+                                self._settings.max_queue, authorization=authorization,
+                                asked=asked)
+
+    async def add_from_catalogue(self, room: str, catalogue: Catalogue, track_id: str,
+                                 duration: Any = None, *, head: int = validation.DEFAULT_HEAD,
+                                 idempotency_key: str | None = None,
+                                 authorization: str | None = None) -> Change:
+        """Queue a catalogue track by its id (its duration, or ``duration``). A retry with
+        the same idempotency key gets its first reply even if the catalogue changed since
+        (the track updated, or gone: the reply is then asked for alone)."""
+        asked = ("catalogue", track_id, "" if duration is None else duration)
+        try:
+            track = await catalogue.new_track(track_id, duration)
+        except TrackNotFound:
+            if idempotency_key is None:
+                raise
+            try:
+                return await self.add(room, NewTrack(track_id, "", "", 0), head=head,
+                                      idempotency_key=idempotency_key,
+                                      authorization=authorization, asked=asked)
+            except TrackNotFound:
+                pass
+            raise
+        return await self.add(room, track, head=head, idempotency_key=idempotency_key,
+                              authorization=authorization, asked=asked)
 
     async def remove(self, room: str, track_id: str, *, head: int = validation.DEFAULT_HEAD,
                      idempotency_key: str | None = None, authorization: str | None = None
@@ -120,17 +145,19 @@ class Queue:
 
     async def write(self, function: str, room: str, head: int, idempotency_key: str | None,
                     request: tuple[Any, ...], *limits: int, play: bool = False,
-                    authorization: str | None = None) -> Change:
+                    authorization: str | None = None, asked: tuple[Any, ...] | None = None
+                    ) -> Change:
         """Call a write function, and read the head after it in the same transaction.
         ``request`` is what the client asked (it makes up the idempotency fingerprint);
         ``limits`` are server settings passed after it; ``play``: the request's first
         field is not a track's id. A room the change makes due (its playback moves on by
         itself) enters the schedule. ``authorization``: the request's Authorization header,
-        checked by the function itself (``who()`` in queue.lua)."""
+        checked by the function itself (``who()`` in queue.lua); ``asked``, when what the
+        client sent is not ``request`` (it makes up the fingerprint then)."""
         room_keys = keys.room_keys(room)
         fingerprint = ""
         if idempotency_key is not None:
-            fingerprint = RS.join((function, *map(str, request)))
+            fingerprint = RS.join((function, *map(str, request if asked is None else asked)))
         extra = keys.some(room, functions.EXTRA_KEYS[function])
         args = (4 + len(extra), room_keys.queue, room_keys.tracks, room_keys.version,
                 keys.idempotency_key(room, idempotency_key or ""), *extra, fingerprint,

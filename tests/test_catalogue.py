@@ -727,6 +727,35 @@ class ReplaceCatalogue(CatalogueCase):
         self.assertEqual(self.search(t, 5)[0]["id"].split("-")[1], "new")
         self.assertEqual(self.http.get(f"/catalogue/tracks/{t}-old-1").status, 404)
 
+    def test_a_retried_add_by_id_gets_its_first_answer_after_the_catalogue_changed(self):
+        t, room = self.tag, unique("retry")
+        self.imported(write(self.dir, "a.csv", f"id,title,artist\n{t}-1,First {t},A\n"
+                                                f"{t}-2,Second {t},B\n"))
+        key = {"Idempotency-Key": f"k-{t}"}
+        first = self.http.post(f"/rooms/{room}/add_track", {"id": f"{t}-1"}, headers=key)
+        self.assertEqual(first.status, 200, first)
+        self.imported(write(self.dir, "b.csv", f"id,title,artist\n{t}-1,Renamed {t},A\n"))
+        again = self.http.post(f"/rooms/{room}/add_track", {"id": f"{t}-1"}, headers=key)
+        self.assertEqual((again.status, again.json()), (200, first.json()))  # not a 422
+        self.imported(write(self.dir, "c.csv", f"id,title,artist\n{t}-3,Other {t},C\n"),
+                      replace=True)
+        gone = self.http.post(f"/rooms/{room}/add_track", {"id": f"{t}-1"}, headers=key)
+        self.assertEqual((gone.status, gone.json()), (200, first.json()))  # not a 404
+        never = self.http.post(f"/rooms/{room}/add_track", {"id": f"{t}-2"},
+                               headers={"Idempotency-Key": f"k2-{t}"})
+        self.assertEqual(never.status, 404, never)  # a first try of a gone track: not there
+        self.assertIn("catalogue", never.detail)
+        queued = self.http.get(f"/rooms/{room}/queue").json()
+        self.assertEqual([(q["id"], q["title"]) for q in queued], [(f"{t}-1", f"First {t}")])
+        with grpc_channel(self.cluster.grpc_target) as channel:
+            stub = pb_grpc.QueueServiceStub(channel)
+            meta = (("idempotency-key", f"g-{t}"),)
+            added = stub.AddTrack(pb.Track(id=f"{t}-3", room=room), metadata=meta, timeout=5)
+            self.imported(write(self.dir, "d.csv", f"id,title,artist\n{t}-4,Last {t},D\n"),
+                          replace=True)
+            retried = stub.AddTrack(pb.Track(id=f"{t}-3", room=room), metadata=meta, timeout=5)
+            self.assertEqual(retried, added)
+
     def test_replace_with_nothing_leaves_the_catalogue_alone(self):
         t = self.tag
         self.imported(write(self.dir, "one.csv", f"id,title,artist\n{t}-1,Keep {t},A\n"))

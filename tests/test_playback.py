@@ -166,7 +166,7 @@ class Playback(unittest.TestCase):
                 self.assertIn("no longer the current one", r.detail)
                 self.assertEqual(r.json()["now_playing"]["play_id"], winner["play_id"])
         self.assertEqual([t["id"] for t in room.history()], ["c1", "c0"])
-        listed = room.post("play_next", headers={"If-Match": '"1", "%d"' % winner["play_id"]})
+        listed = room.post("play_next", headers={"If-Match": f'"1", "{winner["play_id"]}"'})
         self.assertEqual(listed.status, 400, listed)  # not read as its first tag alone
         self.assertIn("one play id", listed.detail)
         superscript = room.post("play_next", headers={"If-Match": '"\u00b2"'})  # sent as 0xB2
