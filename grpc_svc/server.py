@@ -25,7 +25,7 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from shared import logs, metrics, store
 from shared.config import Settings
@@ -36,7 +36,7 @@ from shared.rooms import Rooms
 from shared.stats import NodeStats
 
 from . import SERVICE
-from .service import QueueServicer, handlers
+from .service import QueueServicer, handlers, request_id_of
 
 log = logging.getLogger("grpc_svc")
 
@@ -55,20 +55,39 @@ OPTIONS = [
 ]
 
 
+def answered_by(node_id: str, context: grpc.aio.ServicerContext) -> tuple:
+    """The initial metadata of every call: the node that answers and the call's id."""
+    return ("x-node-id", node_id), ("x-request-id", request_id_of(context))
+
+
 class Health(health.aio.HealthServicer):  # type: ignore[name-defined]
     """The standard health service, naming the node that answers like every other call."""
 
     def __init__(self, node_id: str):
         super().__init__()
-        self.node = (("x-node-id", node_id),)
+        self.node_id = node_id
 
     async def Check(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await context.send_initial_metadata(self.node)
+        await context.send_initial_metadata(answered_by(self.node_id, context))
         return await super().Check(request, context)
 
     async def Watch(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await context.send_initial_metadata(self.node)
+        await context.send_initial_metadata(answered_by(self.node_id, context))
         await super().Watch(request, context)
+
+
+class Reflection(reflection.aio.ReflectionServicer):  # type: ignore[name-defined]
+    """Server reflection, naming the node that answers like every other call."""
+
+    def __init__(self, names: tuple[str, ...], node_id: str):
+        super().__init__(names)
+        self.node_id = node_id
+
+    async def ServerReflectionInfo(self, request_iterator: Any,
+                                   context: grpc.aio.ServicerContext) -> Any:
+        await context.send_initial_metadata(answered_by(self.node_id, context))
+        async for answer in super().ServerReflectionInfo(request_iterator, context):
+            yield answer
 
 
 class Node:
@@ -88,8 +107,9 @@ class Node:
             SERVICE, handlers(servicer, settings.node_id, self.stats.requests)),))
         self.health = Health(settings.node_id)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        reflection.enable_server_reflection(
-            (SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)
+        reflection_pb2_grpc.add_ServerReflectionServicer_to_server(Reflection(
+            (SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), settings.node_id),
+            self.server)
         self.port = self.server.add_insecure_port(address)
         self.registry = metrics.registry(self.stats, metrics.GRPC, settings.node_id)
         self.metrics_at = (settings.host, settings.metrics_port)

@@ -322,18 +322,22 @@ class Call:
         self.code = "OK"
 
 
+def request_id_of(context: Context) -> str:
+    """The call's ``x-request-id`` metadata if it is sane (the client's or nginx's), else a
+    new id."""
+    for key, value in context.invocation_metadata() or ():
+        if key == "x-request-id":
+            return sane(str(value)) or new_id()
+    return new_id()
+
+
 @contextlib.contextmanager
 def observed(context: Context, name: str, path: str, calls: Requests) -> Iterator[Call]:
     """A call's id (``x-request-id`` metadata: the client's or nginx's if sane, else a new
     one) in every line logged while serving it, and its record when it ends: counted by
     method and status code with its latency, and an access line at INFO."""
     started = time.perf_counter()
-    request_id = None
-    for key, value in context.invocation_metadata() or ():
-        if key == "x-request-id":
-            request_id = sane(str(value))
-            break
-    REQUEST_ID.set(request_id or new_id())  # the call's own task: no reset needed
+    REQUEST_ID.set(request_id_of(context))  # the call's own task: no reset needed
     call = Call()
     calls.in_flight += 1
     try:

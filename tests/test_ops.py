@@ -21,6 +21,8 @@ import urllib.request
 
 import grpc
 from google.protobuf import descriptor_pool, message_factory
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
@@ -312,6 +314,24 @@ class PublicDoor(unittest.TestCase):
 
 
 class Reflection(unittest.TestCase):
+    def test_reflection_and_health_name_the_node_and_the_call_like_every_call(self):
+        with grpc.insecure_channel(grpc_target()) as channel:
+            reflect = reflection_pb2_grpc.ServerReflectionStub(channel)
+            answers = reflect.ServerReflectionInfo(
+                iter([reflection_pb2.ServerReflectionRequest(list_services="")]),
+                timeout=TIMEOUT, metadata=(("x-request-id", "refl-1"),))
+            self.assertTrue(next(answers).list_services_response.service)
+            head = dict(answers.initial_metadata())
+            self.assertEqual(head.get("x-request-id"), "refl-1", head)
+            self.assertTrue(head.get("x-node-id"), head)
+            answers.cancel()
+            _, call = health_pb2_grpc.HealthStub(channel).Check.with_call(
+                health_pb2.HealthCheckRequest(service=""), timeout=TIMEOUT,
+                metadata=(("x-request-id", "health-1"),))
+            head = dict(call.initial_metadata())
+            self.assertEqual(head.get("x-request-id"), "health-1", head)
+            self.assertTrue(head.get("x-node-id"), head)
+
     def test_the_service_is_listed_described_and_called_without_the_proto(self):
         with grpc.insecure_channel(grpc_target()) as channel:
             database = ProtoReflectionDescriptorDatabase(channel)
