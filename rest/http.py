@@ -45,15 +45,49 @@ def _parse(raw: bytes) -> QueryParams:
     try:
         return QueryParams(parse_qsl(text, keep_blank_values=True, errors="strict"))
     except UnicodeDecodeError:
-        for pair in text.split("&"):
+        pass
+    pairs, bad = [], set()
+    for pair in text.split("&"):
+        try:
+            pairs += parse_qsl(pair, keep_blank_values=True, errors="strict")
+        except UnicodeDecodeError:
             try:
-                parse_qsl(pair, keep_blank_values=True, errors="strict")
+                bad.add(unquote_plus(pair.partition("=")[0], errors="strict"))
             except UnicodeDecodeError:
-                name = unquote_plus(pair.partition("=")[0], errors="replace")
-                name = "".join(c for c in name[:40] if c.isprintable()) or "a parameter"
-                raise errors.MalformedRequest(f"{name}: is not valid UTF-8 (its %-escapes "
-                                              "must spell UTF-8 bytes)") from None
-        raise
+                pass  # a name no endpoint reads
+    return Params(pairs, bad=bad)
+
+
+class Params(QueryParams):
+    """Query parameters some of whose values were not UTF-8: reading one of those is a
+    MalformedRequest naming it (Starlette would give U+FFFD in their place); one nobody
+    reads is ignored, as any unknown parameter is."""
+
+    def __init__(self, pairs: list[tuple[str, str]], bad: set[str]):
+        super().__init__(pairs)
+        self.bad = frozenset(bad)
+
+    def _check(self, key: Any) -> None:
+        if key in self.bad:
+            name = "".join(c for c in str(key)[:40] if c.isprintable())
+            raise errors.MalformedRequest(f"{name}: is not valid UTF-8 (its %-escapes must "
+                                          "spell UTF-8 bytes)")
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        self._check(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key: Any) -> str:
+        self._check(key)
+        return super().__getitem__(key)
+
+    def getlist(self, key: Any) -> list[str]:
+        self._check(key)
+        return super().getlist(key)
+
+    def __contains__(self, key: Any) -> bool:
+        self._check(key)
+        return super().__contains__(key)
 
 
 class BodyTooLarge(errors.QueueError):
