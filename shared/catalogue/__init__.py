@@ -40,7 +40,7 @@ PUT, SEARCH, SWAP, LOCK, PLAYED = map(functions.name, (
     "catalogue_put", "catalogue_search", "catalogue_swap", "catalogue_lock",
     "catalogue_played"))
 SCAN = 200  # entries of one index range a search looks at, at most (see catalogue.lua)
-TOP = 200  # most played tracks a broad search considers too (as many as SCAN)
+TOP = 50  # most played tracks a broad search considers too
 FRESH = 5.0  # seconds a node answers a search from its cache after a play was counted
 KEEP = 300.0  # seconds it does while nothing changed (a bound, should a play go uncounted)
 CACHED = 4096  # searches a node keeps

@@ -327,7 +327,8 @@ end
 -- the matched word, alphabetically). Titles that are the query sort before the others
 -- that start with it (NUL is the smallest byte), so index order is rank order among tracks
 -- never played, and a search reads only what it may return:
---   * titles that start with the query: the first `limit`;
+--   * titles that start with the query: the first `limit` (`scan` when tracks were
+--     played: a played title beyond the first page must still lead it);
 --   * the rest, only when those do not fill the page: entries of the query's rarest word,
 --     in chunks until the page is full, `scan` entries at most (each checked against the
 --     query's other words);
@@ -365,8 +366,11 @@ local function search(keys, args)
     ids[#ids + 1] = id
     if check then unsure[#unsure + 1] = id end
   end
+  -- (with plays, up to `scan` titles: the played among them lead their tier, and their
+  -- times played are one ZMSCORE, no record read)
+  local has_plays = redis.call('EXISTS', keys[6]) == 1
   local titled = redis.call('ZRANGEBYLEX', keys[5], '[' .. phrase, '(' .. phrase .. TOP,
-                            'LIMIT', 0, limit)
+                            'LIMIT', 0, has_plays and math.max(limit, scan) or limit)
   local broad = #titled >= limit
   for _, member in ipairs(titled) do
     local at = string.find(member, NUL, 1, true)
@@ -411,7 +415,7 @@ local function search(keys, args)
   end
   if #ids >= wanted and offset < fewest then broad = true end
   local plays = {}
-  if redis.call('EXISTS', keys[6]) == 1 then
+  if has_plays then
     if broad and top > 0 then
       local best = redis.call('ZREVRANGE', keys[6], 0, top - 1, 'WITHSCORES')
       for i = 1, #best, 2 do
