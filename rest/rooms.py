@@ -27,8 +27,9 @@ def rooms_of(request: Request) -> Rooms:
 
 async def create_room(request: Request) -> Response:
     body = await json_body(request, required=False)
-    for unknown in sorted(set(body) - {"room"}):  # ("name" for "room": a typo made up a name)
-        raise InvalidField(unknown, 'is not a field of a new room (it takes "room")')
+    unknown = sorted(set(body) - {"room"})  # ("name" for "room": a typo would make one up)
+    if unknown:
+        raise InvalidField(unknown[0], 'is not a field of a new room (it takes "room")')
     name = body.get("room")
     room = validation.room(name) if name not in (None, "") else f"room-{secrets.token_hex(4)}"
     token = await rooms_of(request).create(room)

@@ -758,7 +758,8 @@ local function add_cohost(keys, args)
   return {'ok'}
 end
 
--- KEYS [1] tokens. ARGV: [1] who asks [2] the co-host's id. Host. Takes effect at once:
+-- KEYS [1] tokens. ARGV: [1] who asks [2] the co-host's id. The host (not a co-host, as
+-- above). Takes effect at once:
 -- every request looks its token up here.
 local function revoke_cohost(keys, args)
   local a = who(keys[1], args[1])
