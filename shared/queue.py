@@ -91,16 +91,15 @@ class Queue:
         asked = ("catalogue", track_id, "" if duration is None else duration)
         try:
             track = await catalogue.new_track(track_id, duration)
-        except TrackNotFound:
+        except TrackNotFound as gone:
             if idempotency_key is None:
                 raise
-            try:
+            try:  # (an add with no title: the retry's first reply, or not_found)
                 return await self.add(room, NewTrack(track_id, "", "", 0), head=head,
                                       idempotency_key=idempotency_key,
                                       authorization=authorization, asked=asked)
             except TrackNotFound:
-                pass
-            raise
+                raise gone from None
         return await self.add(room, track, head=head, idempotency_key=idempotency_key,
                               authorization=authorization, asked=asked)
 

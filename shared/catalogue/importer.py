@@ -14,6 +14,7 @@ import csv
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import sys
@@ -81,7 +82,7 @@ def seconds(value: Any) -> int | None:
     if isinstance(value, bool):
         raise InvalidField("duration", "must be a number of seconds or m:ss, got a boolean")
     if isinstance(value, (int, float)):
-        if value != value or value in (float("inf"), float("-inf")):  # (1e400 reads as inf)
+        if not math.isfinite(value):  # NaN, or 1e400 read as inf
             raise InvalidField("duration", f"must be a number of seconds, got {value}")
         return round(value) if value >= 0 else None if value == -1 else _negative(value)
     if isinstance(value, str):
@@ -97,7 +98,7 @@ def seconds(value: Any) -> int | None:
         except ValueError:
             raise InvalidField("duration", f"must be a number of seconds or m:ss, got "
                                            f"{text[:20]!r}") from None
-        if number != number or number in (float("inf"), float("-inf")):
+        if not math.isfinite(number):
             raise InvalidField("duration", f"must be a number of seconds, got {text[:20]!r}")
         return round(number) if number >= 0 else None if number == -1 else _negative(number)
     raise InvalidField("duration", "must be a number of seconds or m:ss")
