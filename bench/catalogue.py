@@ -83,6 +83,12 @@ def search_wrk(url: str, queries: Path, seconds: float, connections: int = 20) -
     return summary
 
 
+def cpu_seconds(pid: int) -> float:
+    """A process's CPU time so far (user and system)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def node_rss_mb(pid: int) -> float:
     """The node's resident memory (its cache of answers is most of what grows)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -91,10 +97,23 @@ def node_rss_mb(pid: int) -> float:
     return 0.0
 
 
-def search_round(url: str, queries: Path, seconds: float, stats: RedisStats) -> dict[str, Any]:
+def busy(pid: int, stats: RedisStats, run: Any) -> dict[str, Any]:
+    """``run()``'s summary, with how busy the node and Redis were meanwhile (CPU seconds
+    per second) and their CPU time per request."""
+    node0, redis0 = cpu_seconds(pid), stats.cpu()
+    out: dict[str, Any] = run()
+    node, redis = cpu_seconds(pid) - node0, stats.cpu() - redis0
+    out["node_busy"] = round(node / out["seconds"], 2)
+    out["redis_busy"] = round(redis / out["seconds"], 2)
+    out["node_us_per_request"] = round(node * 1e6 / max(1, out["requests"]), 1)
+    return out
+
+
+def search_round(url: str, queries: Path, seconds: float, stats: RedisStats,
+                 pid: int) -> dict[str, Any]:
     """One search window, with what reached Redis in it (``commandstats``)."""
     calls0 = stats.commandstats().get("fcall_ro", (0, 0))
-    out = search_wrk(url, queries, seconds)
+    out = busy(pid, stats, lambda: search_wrk(url, queries, seconds))
     calls1 = stats.commandstats().get("fcall_ro", (0, 0))
     reached = calls1[0] - calls0[0]
     out["reached_redis"] = reached
@@ -151,8 +170,9 @@ def main() -> int:
         search_wrk(url, query_files[0], 1.0)
         out["rounds"] = []
         for i in range(1, args.rounds + 1):
-            queue = wrk(url, "queue", args.seconds)
-            search = search_round(url, query_files[i], args.seconds, stats)
+            pid = cluster.rest[0].pid
+            queue = busy(pid, stats, lambda: wrk(url, "queue", args.seconds))
+            search = search_round(url, query_files[i], args.seconds, stats, pid)
             out["rounds"].append({"queue_read": queue, "search": search,
                                   "ratio": round(search["ops_per_s"] / queue["ops_per_s"], 2)})
         out["node_rss_mb"] = node_rss_mb(cluster.rest[0].pid)
@@ -172,6 +192,10 @@ def main() -> int:
     out["queue_p99_ms"] = median("queue_read.p99_ms")
     out["search_cache_share"] = median("search.cache_share")
     out["redis_us_per_search"] = median("search.redis_us")
+    for name in ("search", "queue_read"):
+        out[f"{name}_node_busy"] = median(f"{name}.node_busy")
+        out[f"{name}_node_us"] = median(f"{name}.node_us_per_request")
+    out["search_redis_busy"] = median("search.redis_busy")
     (OUT / "catalogue.json").write_text(json.dumps(out, indent=2) + "\n")
     rounds = out["rounds"]
 
@@ -196,6 +220,11 @@ def main() -> int:
           f"| searches answered by the node (kept or narrowed) | "
           f"{out['search_cache_share']:.0%} | |\n"
           f"| Redis time per search that reached it | {out['redis_us_per_search']} us | |\n"
+          f"| node CPU per request: search, queue read | {out['search_node_us']} us, "
+          f"{out['queue_read_node_us']} us | |\n"
+          f"| node busy: search, queue read (CPU s per s) | {out['search_node_busy']}, "
+          f"{out['queue_read_node_busy']} | |\n"
+          f"| Redis busy during the search | {out['search_redis_busy']} | |\n"
           f"| the node's resident memory after the rounds | {out['node_rss_mb']} MB | |")
     print(json.dumps(out))
     return 0

@@ -33,7 +33,9 @@ def row_bytes(track_id: str, record: str, plays: int) -> bytes:
 
 
 def found_bytes(found: Found) -> bytes:
-    return b",".join([row_bytes(*row) for row in found.rows])
+    flat = found.flat
+    return b",".join([row_bytes(flat[i], flat[i + 1], flat[i + 2])
+                      for i in range(0, len(flat), 3)])
 
 
 async def search(request: Request) -> Response:
