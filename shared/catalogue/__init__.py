@@ -202,7 +202,7 @@ class Cached(NamedTuple):
     # from it (``narrow``)
 
 
-Ranked = tuple[tuple[str, ...], Row, tuple[str, tuple[str, ...]]]  # narrow's
+Ranked = tuple[tuple[str, ...], Row]  # narrow's: (the order in its tier, the row)
 
 
 def complete(found: Found, limit: int) -> bool:
@@ -230,10 +230,10 @@ def narrow(cached: Cached, typed: Sequence[str], counts: Sequence[int], limit: i
             continue
         if title == phrase or title.startswith(phrase):
             order: tuple[str, ...] = (f"{title}\0{row[0]}",)  # the titles index
-            ranked[1 if title == phrase else 2].append((order, row, (title, have)))
+            ranked[1 if title == phrase else 2].append((order, row))
         else:
             order = (min(w for w in have if w.startswith(rarest)), row[0])
-            ranked[3].append((order, row, (title, have)))
+            ranked[3].append((order, row))
     best: list[Ranked] = []
     for tier in (1, 2, 3):
         rows = ranked[tier]
