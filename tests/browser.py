@@ -160,8 +160,19 @@ class Browser:
                     raise
             if time.monotonic() - started > timeout:
                 raise BrowserError(f"timed out after {timeout:.0f}s waiting for "
-                                   f"{what or expression}")
+                                   f"{what or expression}{self._state()}")
             time.sleep(0.02)
+
+    def _state(self) -> str:
+        """Where the page is and what it shows as an error, and what went wrong on it, for
+        a timeout's message (so that a failure in CI says why)."""
+        try:
+            shown = self.js("[location.href, document.getElementById('error')?.hidden === false"
+                            " ? document.getElementById('error-text')?.textContent : null]")
+            return f" (page at {shown[0]}, showing error: {shown[1]!r}; " \
+                   f"problems: {self.problems()})"
+        except Exception as exc:  # a diagnostic: never hide the timeout itself
+            return f" (the page could not be asked: {exc})"
 
     def problems(self) -> list[str]:
         """What went wrong on the page since the last call: requests that failed (no
