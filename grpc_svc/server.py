@@ -125,6 +125,7 @@ class Node:
                 raise SystemExit(f"METRICS_PORT={port}: cannot listen there ({exc})") from None
         await store.prepare(self.redis)
         self.upgrading = self.servicer.catalogue.upgrade_soon()
+        self.servicer.catalogue.follow()
         for service in ("", SERVICE):
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
         await self.server.start()
@@ -140,6 +141,7 @@ class Node:
         await asyncio.sleep(drain)
         await self.server.stop(grace)
         await self.live.close()
+        await self.servicer.catalogue.close()
         await self.redis.aclose()
         if self.metrics is not None:
             self.metrics.close()

@@ -46,6 +46,7 @@ def create_app(settings: Settings) -> Starlette:
         catalogue = Catalogue(redis)
         await store.prepare(redis)
         upgrading = catalogue.upgrade_soon()
+        catalogue.follow()
         schedule.start()
         try:
             yield {"queue": queue, "redis": redis, "live": live, "settings": settings,
@@ -57,6 +58,7 @@ def create_app(settings: Settings) -> Starlette:
             drain.callbacks.remove(live.end_all)
             await schedule.close()
             await live.close()
+            await catalogue.close()
             await redis.aclose()
 
     app = Starlette(

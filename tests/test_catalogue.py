@@ -509,6 +509,58 @@ class CatalogueIndex(CatalogueCase):
 
         asyncio.run(scenario())
 
+    def test_a_following_node_checks_kept_answers_by_the_announcements(self):
+        """A node that follows the catalogue's changes answers a kept search without asking
+        Redis anything. Its clock is stopped here, so only an announcement can make the
+        answer stale: an import shows, and so does a change made while the node's
+        subscription was cut (restored, it reads the counters again)."""
+        t = self.tag
+        self.imported(self.csv("f.csv", [(f"{t}-1", f"Heard {t}", "One")]))
+        env = self.cluster.redis_env()
+
+        async def scenario() -> None:
+            redis = store.connect(Settings.from_env(env))
+            node = catalogue.Catalogue(redis, clock=lambda: 1000.0)
+            node.follow()
+            try:
+                self.assertTrue(await node.following())
+                with mock.patch.object(redis, "execute", wraps=redis.execute) as asked, \
+                        mock.patch.object(redis, "fcall", wraps=redis.fcall) as searched:
+                    def reached() -> tuple[int, int]:  # (counters read, searches) by Redis
+                        return (sum(c.args[0] == "MGET" for c in asked.call_args_list),
+                                sum(c.args[0] == catalogue.SEARCH
+                                    for c in searched.call_args_list))
+
+                    async def ids() -> list[str]:
+                        return [x.id for x in (await node.search(f"heard {t}")).tracks]
+
+                    async def eventually(want: list[str], what: str) -> None:
+                        for _ in range(250):  # the announcement is on its way
+                            if await ids() == want:
+                                return
+                            await asyncio.sleep(0.02)
+                        self.fail(f"{what}: still {await ids()}")
+
+                    self.assertEqual(await ids(), [f"{t}-1"])
+                    self.assertEqual(await ids(), [f"{t}-1"])
+                    self.assertEqual(reached(), (0, 1))  # kept, and Redis not asked
+                    await asyncio.to_thread(self.imported, self.csv("f2.csv", [
+                        (f"{t}-2", f"Heard {t} Two", "Two")]))
+                    await eventually([f"{t}-1", f"{t}-2"], "an import announced")
+                    self.assertEqual(reached()[1], 2)
+                    # cut: the next change's announcement is lost, the restored
+                    # subscription says so
+                    await redis.everywhere(("CLIENT", "KILL", "TYPE", "pubsub"))
+                    await node.put([catalogue.entry(f"{t}-3", f"Heard {t} Three", "Three",
+                                                    None, 200)])
+                    await eventually([f"{t}-1", f"{t}-3", f"{t}-2"],
+                                     "a change while the subscription was cut")
+            finally:
+                await node.close()
+                await redis.aclose()
+
+        asyncio.run(scenario())
+
     def test_an_answer_evicted_while_its_check_waits_is_kept_again(self):
         """Searches that evict the answer another search found and is checking (a node
         with a full cache): the other still answers, never a 500."""

@@ -179,6 +179,14 @@ end
 -- Add or update tracks in place: the index follows each one's record.
 -- KEYS [1] records [2] terms [3] postings [4] prefixes [5] titles [6] version.
 -- ARGV: id, record, id, record, ... Reply: {added, updated, unchanged}.
+-- Say that a catalogue's counters moved (its tracks, or a play counted), on the sharded
+-- channel beside them ("<prefix>changes", the counter's key without its last name): nodes
+-- that follow it answer kept searches without asking for the counters (see
+-- shared/catalogue/__init__.py, Catalogue.follow). A staged catalogue's goes unheard.
+local function changed(counter)
+  redis.call('SPUBLISH', string.match(counter, '^(.*:)') .. 'changes', '1')
+end
+
 local function put(keys, args)
   local added, updated, same = 0, 0, 0
   local words, adds, drops = {}, {}, {}  -- the batch's words; word -> {id = true}
@@ -284,7 +292,10 @@ local function put(keys, args)
   end
   if #keep > 0 then call_many('HSET', keys[4], keep) end
   if #drop > 0 then call_many('HDEL', keys[4], drop) end
-  if added + updated > 0 then redis.call('INCR', keys[6]) end
+  if added + updated > 0 then
+    redis.call('INCR', keys[6])
+    changed(keys[6])
+  end
   return {added, updated, same}
 end
 
@@ -509,6 +520,7 @@ local function swap(keys, args)
     if redis.call('EXISTS', keys[i + 5]) == 1 then redis.call('RENAME', keys[i + 5], keys[i]) end
   end
   redis.call('INCR', keys[11])
+  changed(keys[11])
   return redis.call('HLEN', keys[1])
 end
 
@@ -530,6 +542,7 @@ end
 local function played(keys, args)
   if redis.call('HEXISTS', keys[1], args[1]) == 0 then return 0 end
   redis.call('INCR', keys[3])
+  changed(keys[3])
   return redis.call('ZINCRBY', keys[2], 1, args[1])
 end
 
