@@ -32,6 +32,7 @@ log = logging.getLogger("events")
 
 PING_EVERY = 5.0  # seconds between liveness pings on an idle connection
 RECONNECT_DELAY = 0.25
+REPEAT_WARNING = 30.0  # seconds between two warnings that Redis still cannot be reached
 SUBSCRIBE_WAIT = 2.0
 
 
@@ -161,13 +162,19 @@ class Subscriber:
 
     async def _run(self) -> None:
         first = True
+        warned = -REPEAT_WARNING  # (loop time) once per REPEAT_WARNING while it lasts
         while not self._closed:
             try:
                 reader = await self._connect()
             except (TimeoutError, OSError, ConnectionError) as exc:
-                log.warning("events: cannot reach Redis (%s); retrying", exc)
+                now = asyncio.get_running_loop().time()
+                if now - warned >= REPEAT_WARNING:
+                    warned = now
+                    log.warning("events: cannot reach Redis (%s); retrying every %g s",
+                                exc, RECONNECT_DELAY)
                 await asyncio.sleep(RECONNECT_DELAY)
                 continue
+            warned = -REPEAT_WARNING
             self.connected = True
             if not first:
                 log.info("events: subscription to %s restored", self._address)
