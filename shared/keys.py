@@ -91,9 +91,9 @@ class CatalogueKeys(NamedTuple):
 
 CATALOGUE = CatalogueKeys(*(f"{PREFIX}:{{catalogue}}:cat:{name}"
                             for name in CatalogueKeys._fields))
-# the sharded channel on which every change of CATALOGUE's counters is announced (its
-# functions publish it, beside the counters: "<the counters' prefix>changes")
-CATALOGUE_CHANGES = f"{PREFIX}:{{catalogue}}:cat:changes"
+# the sharded channel on which every change of CATALOGUE's counters is announced: the
+# counters' prefix and "changes", as catalogue.lua derives it from a counter's key
+CATALOGUE_CHANGES = CATALOGUE.version.rpartition(":")[0] + ":changes"
 # where a --replace import builds the new catalogue before it is swapped in
 CATALOGUE_STAGED = CatalogueKeys(*(f"{PREFIX}:{{catalogue}}:cat:next:{name}"
                                    for name in CatalogueKeys._fields))

@@ -176,9 +176,6 @@ local function call_many(command, key, items)
   return replies
 end
 
--- Add or update tracks in place: the index follows each one's record.
--- KEYS [1] records [2] terms [3] postings [4] prefixes [5] titles [6] version.
--- ARGV: id, record, id, record, ... Reply: {added, updated, unchanged}.
 -- Say that a catalogue's counters moved (its tracks, or a play counted), on the sharded
 -- channel beside them ("<prefix>changes", the counter's key without its last name): nodes
 -- that follow it answer kept searches without asking for the counters (see
@@ -187,6 +184,9 @@ local function changed(counter)
   redis.call('SPUBLISH', string.match(counter, '^(.*:)') .. 'changes', '1')
 end
 
+-- Add or update tracks in place: the index follows each one's record.
+-- KEYS [1] records [2] terms [3] postings [4] prefixes [5] titles [6] version.
+-- ARGV: id, record, id, record, ... Reply: {added, updated, unchanged}.
 local function put(keys, args)
   local added, updated, same = 0, 0, 0
   local words, adds, drops = {}, {}, {}  -- the batch's words; word -> {id = true}
