@@ -326,10 +326,12 @@ local function advance(keys, limit, s, now)
       end
     end
     if not oldest then
-      local at = nil
+      -- least recent by play id, not played_at: a fast loop plays several tracks within
+      -- one millisecond, and HVALS's order would then pick among them at random
+      local first = nil
       for _, newest in ipairs(redis.call('HVALS', keys[9])) do
-        local played_at = tonumber(field(newest, 7))
-        if not at or played_at < at then oldest, at = newest, played_at end
+        local play_id = tonumber(field(newest, 8)) or 0
+        if not first or play_id < first then oldest, first = newest, play_id end
       end
       oldest = oldest or history[#history]
     end

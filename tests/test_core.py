@@ -11,6 +11,7 @@ import unittest
 from shared import errors, functions, keys, store
 from shared.config import Settings
 from shared.live import END, Event, Live, follow
+from shared.playback import Playback
 from shared.queue import Queue
 from shared.store import pubsub
 from shared.validation import NewTrack
@@ -151,6 +152,25 @@ class QueueRules(CoreTest):
         with self.assertRaises(errors.QueueEmpty):
             await self.q.play_next(self.room)
         self.assertEqual((await self.q.now_playing(self.room))[0].track.id, "a")
+
+    async def test_a_fallback_loop_keeps_its_order_when_plays_share_a_millisecond(self):
+        """Past the history's oldest 100 entries the fallback takes the least recent of
+        every track's newest play: by play id, since plays sent back to back on one
+        connection run within the same millisecond (ties in played_at)."""
+        await Playback(self.q, self.redis, self.settings).configure(
+            self.room, {"fallback": "history"})
+        for track_id in "abc":
+            await self.q.add(self.room, song(track_id))
+        await asyncio.gather(*(self.q.play_next(self.room) for _ in range(200)))
+        played = await self.q.history(self.room)
+        self.assertEqual(len(played), 200)
+        at = [t.played_at for t in played]
+        self.assertGreater(sum(a == b for a, b in zip(at, at[1:], strict=False)), 10,
+                           "the plays did not share milliseconds: nothing was checked")
+        ids = [t.id for t in reversed(played)]
+        self.assertEqual(ids[:3], ["a", "b", "c"])
+        for i in range(3, len(ids)):
+            self.assertEqual(ids[i], ids[i - 3], f"play {i + 1} broke the cycle")
 
     async def test_remove(self):
         await self.q.add(self.room, song("a"))
