@@ -79,6 +79,9 @@ class RestDoor(Door):
         return f"/rooms/{self.room}{path}"
 
     def close_thread(self) -> None:
+        self.http.close_thread()
+
+    def close(self) -> None:
         self.http.close()
 
     def _write(self, path: str, body: Any = None, host: bool = False):

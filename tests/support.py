@@ -159,23 +159,39 @@ class Http:
         self.prefix = parts.path.rstrip("/")
         self.timeout = timeout
         self._local = threading.local()
+        self._lock = threading.Lock()
+        self._open: set[http.client.HTTPConnection] = set()  # every thread's, for close()
 
     def _connection(self) -> http.client.HTTPConnection:
         local = self._local
         conn = getattr(local, "conn", None)
-        if conn is None or time.monotonic() - local.used > self.IDLE:
-            if conn is not None:
-                conn.close()
+        if (conn is None or conn not in self._open  # closed by close() from another thread
+                or time.monotonic() - local.used > self.IDLE):
+            self.close_thread()
             conn = local.conn = http.client.HTTPConnection(self.host, self.port,
                                                            timeout=self.timeout)
+            with self._lock:
+                self._open.add(conn)
         local.used = time.monotonic()
         return conn
 
-    def close(self) -> None:
+    def close_thread(self) -> None:
+        """Close this thread's connection."""
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
             self._local.conn = None
+            with self._lock:
+                self._open.discard(conn)
+
+    def close(self) -> None:
+        """Close every thread's connection (call it once the threads that share this
+        client are done with it)."""
+        self._local.conn = None
+        with self._lock:
+            conns, self._open = self._open, set()
+        for conn in conns:
+            conn.close()
 
     def request(self, method: str, path: str, body: Any = None, headers: dict | None = None,
                 raw: bytes | None = None) -> Reply:
@@ -189,10 +205,10 @@ class Http:
             response = conn.getresponse()
             data = response.read()
         except Exception:
-            self.close()
+            self.close_thread()
             raise
         if response.will_close:
-            self.close()
+            self.close_thread()
         return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, data)
 
     def get(self, path: str, **kwargs) -> Reply:

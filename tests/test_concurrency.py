@@ -12,7 +12,7 @@ from .support import api_url, unique
 class RestInvariants(Invariants, unittest.TestCase):
     def setUp(self) -> None:
         self.door = RestDoor(api_url(), unique("race"))
-        self.addCleanup(self.door.close_thread)
+        self.addCleanup(self.door.close)
 
 
 class GrpcInvariants(Invariants, unittest.TestCase):

@@ -127,6 +127,7 @@ class NodeCrash(unittest.TestCase):
     def test_a_rest_node_killed_under_load(self):
         with Cluster(rest=3, env=ROOMY) as cluster:
             door = RestDoor(cluster.api_url, "crash", retry=True)
+            self.addCleanup(door.close)
             result = self.crash(door, cluster.rest[0].kill)
             self.assertFalse(cluster.rest[0].alive())
             measured(f"REST node killed: {result}")

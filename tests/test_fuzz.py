@@ -123,7 +123,7 @@ class Fuzz(unittest.TestCase):
     def test_the_core_invariants_still_hold_on_fresh_rooms(self):
         rest = RestDoor(self.cluster.api_url, unique("fz-after"))
         grpc_door = GrpcDoor(self.cluster.grpc_target, unique("fz-after"))
-        self.addCleanup(rest.close_thread)
+        self.addCleanup(rest.close)
         self.addCleanup(grpc_door.close)
         for door in (rest, grpc_door):
             with self.subTest(door=type(door).__name__):

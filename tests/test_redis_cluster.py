@@ -115,10 +115,12 @@ class Listener(threading.Thread):
 def sse(base: str, room: str):
     def read(listener: Listener) -> None:
         stream = EventStream(base, f"/rooms/{room}/events", timeout=10)
-        while not listener.stop.is_set():
-            event = stream.next_event(timeout=10)
-            listener.seen.append((event["event"], event["data"]["version"]))
-        stream.close()
+        try:
+            while not listener.stop.is_set():
+                event = stream.next_event(timeout=10)
+                listener.seen.append((event["event"], event["data"]["version"]))
+        finally:
+            stream.close()
     return read
 
 
@@ -221,8 +223,7 @@ class SlotMove(unittest.TestCase):
             f"{shown[0][0]} events + {shown[0][1]} snapshots (SSE) and "
             f"{shown[1][0]} + {shown[1][1]} (Watch), none missed\n")
         for door in doors:
-            if isinstance(door, GrpcDoor):
-                door.close()
+            door.close()
 
 
 class BadSettings(unittest.TestCase):

@@ -94,6 +94,8 @@ class RoomsTest(unittest.TestCase):
 
     def tearDown(self) -> None:
         self.channel.close()
+        for http in (self.http, *self.nodes):
+            http.close()
 
     def everywhere(self, request) -> list[int]:
         """The status of one REST call on each node."""
@@ -443,13 +445,13 @@ class RoomsTest(unittest.TestCase):
         node = cluster.add_rest_node(GUEST_JOINS_PER_MINUTE="3")
         try:
             http = Http(cluster.rest_urls[-1])
+            self.addCleanup(http.close)
             room = Room(self.http)
             statuses = [http.post(f"{room.base}/guests", {"name": f"n{i}"}).status
                         for i in range(5)]
             self.assertEqual(statuses, [201, 201, 201, 429, 429])
             limited = http.post(f"{room.base}/guests", {"name": "late"})
             self.assertGreaterEqual(int(limited.headers["retry-after"]), 1)
-            http.close()
         finally:
             node.stop()
             cluster.rest.remove(node)
